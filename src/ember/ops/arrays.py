@@ -1,0 +1,129 @@
+"""Array utilities and the in-place kernels behind ``add_``, ``copy_``, ``x[i] = v`` and friends."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import TensorBase
+
+
+def as_array(x, dtype=None) -> np.ndarray:
+    return np.asarray(x._data if isinstance(x, TensorBase) else x, dtype=dtype)
+
+
+def numel_of_shape(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def zeros_array(shape, dtype) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones_array(shape, dtype) -> np.ndarray:
+    return np.ones(shape, dtype=dtype)
+
+
+def owned_copy(a) -> np.ndarray:
+    """A writeable, contiguous array nobody else references (e.g. to become a ``.grad``)."""
+    return np.array(a, copy=True, order="C")
+
+
+def all_finite(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind != "f" or bool(np.isfinite(a).all())
+
+
+def _check_inplace(dst: np.ndarray, src, op: str) -> None:
+    shape = np.shape(src)
+    if shape != dst.shape:
+        try:
+            b = np.broadcast_shapes(dst.shape, shape)
+        except ValueError:
+            b = None
+        if b != dst.shape:
+            raise RuntimeError(f"{op}: a value of shape {tuple(shape)} cannot be broadcast to "
+                               f"the tensor's shape {tuple(dst.shape)}")
+    if not dst.flags.writeable:
+        raise RuntimeError(f"{op}: this tensor is a read-only view (e.g. from expand or "
+                           f"broadcast_to); clone() it before changing it in place")
+
+
+def add_into(dst: np.ndarray, src, alpha=1) -> None:
+    """``dst += alpha * src`` in place."""
+    _check_inplace(dst, src, "add_")
+    if alpha == 1:
+        np.add(dst, src, out=dst, casting="unsafe")
+    elif alpha == -1:
+        np.subtract(dst, src, out=dst, casting="unsafe")
+    else:
+        np.add(dst, np.multiply(src, alpha), out=dst, casting="unsafe")
+
+
+def mul_into(dst: np.ndarray, src) -> None:
+    _check_inplace(dst, src, "mul_")
+    np.multiply(dst, src, out=dst, casting="unsafe")
+
+
+def fill_into(dst: np.ndarray, value) -> None:
+    value = np.asarray(value)
+    if value.size != 1:
+        raise RuntimeError(f"fill_: expected a number or a one-element tensor, got shape "
+                           f"{tuple(value.shape)}")
+    _check_inplace(dst, (), "fill_")
+    dst.fill(value.item())
+
+
+def copy_into(dst: np.ndarray, src, cast: bool = False) -> None:
+    _check_inplace(dst, src, "copy_")
+    np.copyto(dst, src, casting="unsafe")
+
+
+def setitem_into(dst: np.ndarray, key, value) -> None:
+    from .indexing import normalize_key
+
+    if not dst.flags.writeable:
+        raise RuntimeError("__setitem__: this tensor is a read-only view (e.g. from expand); "
+                           "clone() it first")
+    k = normalize_key(key, dst.shape, "__setitem__")
+    try:
+        dst[k] = value
+    except (ValueError, IndexError) as e:
+        raise IndexError(f"__setitem__: cannot assign a value of shape {np.shape(value)} to "
+                         f"index {key!r} of a tensor of shape {dst.shape}: {e}") from None
+
+
+def format_tensor(data: np.ndarray, extras: list) -> str:
+    """PyTorch-style repr: ``tensor([[1., 2.], [3., 4.]], requires_grad=True)``."""
+    if data.size == 0:
+        body = "[]" if data.ndim <= 1 else f"size={tuple(data.shape)}"
+    else:
+        fmt = {}
+        if data.dtype.kind == "f":
+            finite = data[np.isfinite(data)]
+            integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
+            big = finite.size and (np.abs(finite).max() >= 1e8 or
+                                   0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4)
+            if big:
+                fmt["float_kind"] = lambda v: f"{v:.4e}"
+            elif integral:
+                fmt["float_kind"] = lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)
+            else:
+                fmt["float_kind"] = lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)
+        body = np.array2string(data, separator=", ", prefix="tensor(", formatter=fmt or None,
+                               threshold=1000, edgeitems=3, max_line_width=80)
+    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+def arange_array(start, end, step, dtype) -> np.ndarray:
+    return np.arange(start, end, step).astype(dtype, copy=False)
+
+
+def linspace_array(start, end, steps, dtype) -> np.ndarray:
+    return np.linspace(start, end, steps).astype(dtype, copy=False)
+
+
+def eye_array(n, m, dtype) -> np.ndarray:
+    return np.eye(n, m, dtype=dtype)

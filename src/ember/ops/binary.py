@@ -1,0 +1,485 @@
+"""Binary elementwise ops with NumPy broadcasting: arithmetic, comparisons, logic, where, clamp.
+
+Matches: ``torch.add/sub/mul/div/floor_divide/remainder/pow/maximum/minimum/where/clamp``,
+the comparison and logical ops, with PyTorch's type promotion (see :mod:`.dtypes`).
+
+Broadcasting backward: an input that was broadcast receives the gradient summed over the
+broadcast dimensions (:func:`sum_to`), so every gradient has its input's shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as dt
+from .base import Primitive, TensorBase, call, dtype_of, shape_of
+from .reduce import sum_to
+
+
+def _as_scalar(x):
+    """NumPy scalars behave like Python numbers in promotion (as in PyTorch)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (list, tuple)):
+        raise TypeError(f"expected a tensor or a number, got a {type(x).__name__}; "
+                        f"wrap it with ember.tensor(...)")
+    return x
+
+
+def promote(a, b, op: str, float_only: bool = False):
+    """Cast ``a`` and ``b`` to their PyTorch result type (Python scalars stay weak)."""
+    da, db = dtype_of(a), dtype_of(b)
+    if da is not None and da is db and not (float_only and da.kind != "f"):
+        return a, b
+    if da is None:
+        a = _as_scalar(a)
+    if db is None:
+        b = _as_scalar(b)
+    try:
+        rt = dt.result_type(da if da is not None else a, db if db is not None else b)
+    except TypeError as e:
+        raise TypeError(f"{op}: {e}") from None
+    if float_only and rt.kind != "f":
+        rt = dt.DEFAULT_FLOAT
+    if da is not None and da != rt:
+        a = cast(a, rt)
+    if db is not None and db != rt:
+        b = cast(b, rt)
+    return a, b
+
+
+class Cast(Primitive):
+    """Convert to another dtype; the gradient is converted back."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return cast(g, ctx.in_dtype) if ctx.in_dtype.kind == "f" else None
+
+
+def cast(x, dtype):
+    """``x`` converted to NumPy dtype ``dtype`` (no copy when it already has it)."""
+    if dtype_of(x) == dtype:
+        return x
+    if dtype_of(x) is None:
+        return np.asarray(x, dtype=dtype)
+    return call(Cast, x, dtype=dtype)
+
+
+class Add(Primitive):
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.alpha = alpha
+        return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        gb = g if ctx.alpha == 1 else g * ctx.alpha
+        return sum_to(g, sa), sum_to(gb, sb)
+
+
+class Sub(Primitive):
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.alpha = alpha
+        return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        return sum_to(g, sa), sum_to(-g if ctx.alpha == 1 else g * -ctx.alpha, sb)
+
+
+class Mul(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return sum_to(g * b, shape_of(a)), sum_to(g * a, shape_of(b))
+
+
+class Div(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.true_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        ga = g / b
+        return sum_to(ga, shape_of(a)), sum_to(-ga * a / b, shape_of(b))
+
+
+class FloorDivide(Primitive):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.floor_divide(a, b)
+
+
+class TruncDivide(Primitive):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.true_divide(a, b)
+            return np.trunc(q).astype(np.result_type(a, b)) if np.ndim(q) else \
+                np.asarray(np.trunc(q)).astype(np.result_type(a, b))
+
+
+class Remainder(Primitive):
+    """Python-style modulo (sign of the divisor); d/da = 1, d/db = -floor(a / b)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return sum_to(g, shape_of(a)), sum_to(-g * floor(div(a, b)), shape_of(b))
+
+
+class Pow(Primitive):
+    """``a ** b``. Convention: d/db is 0 where a == 0 and b >= 0 (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = np.power(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved
+        if isinstance(b, (int, float)):
+            if b == 0:
+                return g * 0, None
+            ga = g * b if b == 2 else g * b * a ** (b - 1)
+            if b == 2:
+                ga = ga * a
+            return ga, None
+        ga = sum_to(g * b * a ** (b - 1), shape_of(a)) if not isinstance(a, (int, float)) else None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = where(logical_and(eq(a, 0), ge(b, 0)), 0.0, out * log(a))
+        return ga, sum_to(g * logs, shape_of(b))
+
+
+class Maximum(Primitive):
+    """Elementwise max; at ties the gradient is split evenly (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.wa = np.where(np.greater(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(
+            np.result_type(a, b))
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        ga = g * ctx.wa
+        return sum_to(ga, ctx.shapes[0]), sum_to(g - ga, ctx.shapes[1])
+
+
+class Minimum(Maximum):
+    """Elementwise min; at ties the gradient is split evenly (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.wa = np.where(np.less(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(
+            np.result_type(a, b))
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.minimum(a, b)
+
+
+class Where(Primitive):
+    """``cond ? a : b``; each branch gets the gradient where it was chosen."""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond = cond
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        zero = g * 0
+        return (None, sum_to(where(ctx.cond, g, zero), sa),
+                sum_to(where(ctx.cond, zero, g), sb))
+
+
+class Clamp(Primitive):
+    """Clamp into [lo, hi]; x gets the gradient where lo <= x <= hi (inclusive, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.shapes = (np.shape(x), np.shape(lo), np.shape(hi))
+        keep = np.ones(np.shape(x), dtype=bool)
+        if lo is not None:
+            keep = keep & np.greater_equal(x, lo)
+            ctx.below = np.less(x, lo)
+        if hi is not None:
+            keep = keep & np.less_equal(x, hi)
+            ctx.above = np.greater(x, hi)
+        ctx.keep = keep
+        out = x
+        if lo is not None:
+            out = np.maximum(out, lo)
+        if hi is not None:
+            out = np.minimum(out, hi)
+        if lo is not None and hi is not None:  # lo > hi: PyTorch sets everything to hi
+            out = np.where(np.greater(lo, hi), hi, out) if np.ndim(lo) or np.ndim(hi) else out
+        return np.asarray(out, dtype=np.result_type(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        zero = g * 0
+        gx = where(ctx.keep, g, zero)
+        glo = ghi = None
+        if ctx.shapes[1]:
+            glo = sum_to(where(ctx.below, g, zero), ctx.shapes[1])
+        if ctx.shapes[2]:
+            ghi = sum_to(where(ctx.above, g, zero), ctx.shapes[2])
+        return gx, glo, ghi
+
+
+class _Compare(Primitive):
+    differentiable = False
+    fn = None
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        return cls.fn(a, b)
+
+
+def _compare_primitive(name: str, fn):
+    return type(name, (_Compare,), {"fn": staticmethod(fn), "__doc__": f"Elementwise {name}."})
+
+
+Eq = _compare_primitive("Eq", np.equal)
+Ne = _compare_primitive("Ne", np.not_equal)
+Lt = _compare_primitive("Lt", np.less)
+Le = _compare_primitive("Le", np.less_equal)
+Gt = _compare_primitive("Gt", np.greater)
+Ge = _compare_primitive("Ge", np.greater_equal)
+LogicalAnd = _compare_primitive("LogicalAnd", np.logical_and)
+LogicalOr = _compare_primitive("LogicalOr", np.logical_or)
+LogicalXor = _compare_primitive("LogicalXor", np.logical_xor)
+
+
+class BitwiseNot(Primitive):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.logical_not(x) if x.dtype == np.bool_ else np.invert(x)
+
+
+class LogicalNot(Primitive):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.logical_not(x)
+
+
+# ---------------------------------------------------------------------------- public functions
+def add(input, other, *, alpha=1):
+    """``input + alpha * other`` with broadcasting. Matches ``torch.add``."""
+    a, b = promote(input, other, "add")
+    return call(Add, a, b, alpha=alpha)
+
+
+def sub(input, other, *, alpha=1):
+    """``input - alpha * other`` with broadcasting. Matches ``torch.sub``."""
+    a, b = promote(input, other, "sub")
+    if dtype_of(a) == np.bool_ and dtype_of(b) == np.bool_:
+        raise TypeError("sub: subtraction of two bool tensors is not supported; use "
+                        "logical_xor (^) instead")
+    return call(Sub, a, b, alpha=alpha)
+
+
+subtract = sub
+
+
+def mul(input, other):
+    """Elementwise product with broadcasting. Matches ``torch.mul``."""
+    a, b = promote(input, other, "mul")
+    return call(Mul, a, b)
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None):
+    """Division: true (default, float result), ``"floor"`` or ``"trunc"``. Matches ``torch.div``."""
+    if rounding_mode is None:
+        a, b = promote(input, other, "div", float_only=True)
+        return call(Div, a, b)
+    a, b = promote(input, other, "div")
+    if rounding_mode == "floor":
+        return call(FloorDivide, a, b)
+    if rounding_mode == "trunc":
+        return call(TruncDivide, a, b)
+    raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+
+
+true_divide = divide = div
+
+
+def floor_divide(input, other):
+    """Division rounded toward minus infinity (no gradient). Matches ``torch.floor_divide``."""
+    a, b = promote(input, other, "floor_divide")
+    return call(FloorDivide, a, b)
+
+
+def remainder(input, other):
+    """Modulo with the sign of the divisor (Python's %). Matches ``torch.remainder``."""
+    a, b = promote(input, other, "remainder")
+    return call(Remainder, a, b)
+
+
+def pow(input, exponent):  # noqa: A001 - PyTorch's name
+    """``input ** exponent`` elementwise. Matches ``torch.pow``."""
+    a, b = promote(input, exponent, "pow")
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a ** b
+    if isinstance(b, int) and b < 0 and dtype_of(a).kind != "f":
+        raise RuntimeError("pow: integers to negative integer powers are not allowed")
+    return call(Pow, a, b)
+
+
+float_power = pow
+
+
+def maximum(input, other):
+    """Elementwise maximum. Matches ``torch.maximum``."""
+    a, b = promote(input, other, "maximum")
+    return call(Maximum, a, b)
+
+
+def minimum(input, other):
+    """Elementwise minimum. Matches ``torch.minimum``."""
+    a, b = promote(input, other, "minimum")
+    return call(Minimum, a, b)
+
+
+def where(condition, input=None, other=None):
+    """``input`` where ``condition`` else ``other``. Matches ``torch.where``.
+
+    With only ``condition``, returns the indices of its nonzero elements (like ``nonzero``).
+    """
+    if input is None and other is None:
+        from .indexing import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    c = condition
+    if dtype_of(c) is not None and dtype_of(c) != np.bool_:
+        c = cast(c, np.dtype(bool))
+    a, b = promote(input, other, "where")
+    return call(Where, c, a, b)
+
+
+def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    """Clamp every element into ``[min, max]``. Matches ``torch.clamp``."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    lo = min if min is None or isinstance(min, TensorBase) else _as_scalar(min)
+    hi = max if max is None or isinstance(max, TensorBase) else _as_scalar(max)
+    x = input
+    for bound in (lo, hi):
+        if bound is not None:
+            x, _ = promote(x, bound, "clamp")
+    d = dtype_of(x)
+    lo = cast(lo, d) if isinstance(lo, TensorBase) else lo
+    hi = cast(hi, d) if isinstance(hi, TensorBase) else hi
+    return call(Clamp, x, lo, hi)
+
+
+clip = clamp
+
+
+def _compare(prim, name):
+    def fn(input, other):
+        a, b = promote(input, other, name)
+        return call(prim, a, b)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` comparison giving a bool tensor. Matches ``torch.{name}``."
+    return fn
+
+
+eq = _compare(Eq, "eq")
+ne = _compare(Ne, "ne")
+lt = _compare(Lt, "lt")
+le = _compare(Le, "le")
+gt = _compare(Gt, "gt")
+ge = _compare(Ge, "ge")
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+logical_and = _compare(LogicalAnd, "logical_and")
+logical_or = _compare(LogicalOr, "logical_or")
+logical_xor = _compare(LogicalXor, "logical_xor")
+
+
+def logical_not(input):
+    """Elementwise not, giving a bool tensor. Matches ``torch.logical_not``."""
+    return call(LogicalNot, input)
+
+
+def bitwise_not(input):
+    """``~x``: logical not for bool tensors, bitwise not for integers."""
+    if dtype_of(input) is not None and dtype_of(input).kind == "f":
+        raise TypeError("bitwise_not (~): only bool and integer tensors are supported, "
+                        f"got {dtype_of(input)}")
+    return call(BitwiseNot, input)
+
+
+def equal(input, other) -> bool:
+    """True if both have the same shape and elements. Matches ``torch.equal``."""
+    a, b = input._data if isinstance(input, TensorBase) else input, \
+        other._data if isinstance(other, TensorBase) else other
+    return bool(np.shape(a) == np.shape(b) and np.array_equal(a, b))
+
+
+def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    """Matches ``torch.allclose``."""
+    a = input._data if isinstance(input, TensorBase) else input
+    b = other._data if isinstance(other, TensorBase) else other
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Matches ``torch.isclose`` (bool tensor, no gradient)."""
+    return call(IsClose, input, other, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+class IsClose(Primitive):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, a, b, rtol, atol, equal_nan):
+        return np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+# imported at the end: these modules use the functions above in their backward formulas
+from .unary import floor, log  # noqa: E402
