@@ -48,8 +48,10 @@ def check(fn_ember, fn_torch, arrays, *, grad=None, rtol=None, atol=None, grad_r
     arrays = [np.asarray(a) for a in arrays]
     if grad is None:
         grad = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
-    e_in = [ember.tensor(a.copy(), requires_grad=i in grad) for i, a in enumerate(arrays)]
-    t_in = [torch.tensor(a.copy(), requires_grad=i in grad) for i, a in enumerate(arrays)]
+    e_in = [ember.from_numpy(_same_layout(a)).requires_grad_(i in grad)
+            for i, a in enumerate(arrays)]
+    t_in = [torch.from_numpy(_same_layout(a)).requires_grad_(i in grad)
+            for i, a in enumerate(arrays)]
     e_out = _flatten(fn_ember(*e_in))
     t_out = _flatten(fn_torch(*t_in))
     assert len(e_out) == len(t_out), f"{len(e_out)} outputs vs torch's {len(t_out)}"
@@ -103,6 +105,13 @@ def check(fn_ember, fn_torch, arrays, *, grad=None, rtol=None, atol=None, grad_r
     return e_out
 
 
+def _same_layout(a: np.ndarray) -> np.ndarray:
+    """A private copy of ``a``, non-contiguous again if ``a`` was (see :func:`noncontig`)."""
+    if a.flags.c_contiguous or a.ndim == 0:
+        return a.copy()
+    return noncontig(np.ascontiguousarray(a))
+
+
 def rand(*shape, dtype=np.float64, low=-2.0, high=2.0, seed=None, away_from=None, gap=0.05):
     """Random array; ``away_from`` keeps values at least ``gap`` from given kinks."""
     rng = np.random.default_rng(seed if seed is not None else hash(shape) % 2**32)
@@ -116,12 +125,12 @@ def rand(*shape, dtype=np.float64, low=-2.0, high=2.0, seed=None, away_from=None
 
 def noncontig(a: np.ndarray) -> np.ndarray:
     """A non-contiguous array with the same values (a transposed copy, transposed back)."""
-    if a.ndim < 2:
-        b = np.empty(a.shape[:-1] + (a.shape[-1] * 2,), a.dtype) if a.ndim else a
-        if a.ndim:
-            b[..., ::2] = a
-            return b[..., ::2]
-        return a
+    if a.ndim == 0:
+        return a.copy()
+    if a.ndim < 2 or a.shape[-1] < 2 or a.shape[-2] < 2:
+        b = np.zeros(a.shape[:-1] + (a.shape[-1] * 2,), a.dtype)
+        b[..., ::2] = a
+        return b[..., ::2]
     return np.ascontiguousarray(a.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 

@@ -46,6 +46,10 @@ flatten ravel unflatten broadcast_to broadcast_tensors broadcast_shapes cat conc
 stack hstack vstack narrow split chunk tensor_split unbind flip fliplr flipud roll tile
 repeat_interleave tril triu clone diagonal
 take_along_dim matmul relu
+gather scatter scatter_add index_select index_add index_put masked_fill masked_select take
+nonzero argwhere
+selu celu threshold softmax log_softmax mm bmm mv dot vdot outer ger inner addmm addmv
+baddbmm einsum tensordot kron
 """.split()
 
 for _name in _OPS:

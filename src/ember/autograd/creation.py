@@ -1,4 +1,4 @@
-"""Tensor creation: ``tensor``, ``from_numpy``, ``zeros``, ``ones``, ``full``, ``arange``, random ...
+"""Tensor creation: ``tensor``, ``from_numpy``, ``zeros``, ``ones``, ``full``, ``arange`` ...
 
 Matches: the ``torch`` functions of the same names (float32 by default for floats, int64 for
 integers; ``device`` accepts only "cpu").
@@ -6,12 +6,33 @@ integers; ``device`` accepts only "cpu").
 
 from __future__ import annotations
 
+import functools
+import re
+
 import numpy as np
 
 from .. import ops
 from ..ops import dtypes as _dt
-from ..ops.random import default_generator
 from .tensor import Tensor, check_device
+
+_NAMED = re.compile(r"[\w.]+: ")  # a message that already names its op
+
+
+def _named(fn):
+    """Prefix errors raised while creating a tensor with the creation function's name."""
+    op = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as e:
+            msg = str(e)
+            if _NAMED.match(msg) or type(e) not in (TypeError, ValueError, RuntimeError):
+                raise
+            raise type(e)(f"{op}: {msg}") from None
+
+    return wrapper
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
@@ -63,6 +84,7 @@ def _finish(arr, requires_grad: bool, device) -> Tensor:
     return t
 
 
+@_named
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data``. Matches ``torch.tensor``.
 
@@ -78,6 +100,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """Like :func:`tensor` but shares memory with a NumPy array or tensor when it can."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _dt.as_dtype(dtype)):
@@ -85,6 +108,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return _finish(_to_array(data, dtype), False, device)
 
 
+@_named
 def from_numpy(ndarray: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``ndarray`` (no copy). Matches ``torch.from_numpy``."""
     if not isinstance(ndarray, np.ndarray):
@@ -110,21 +134,25 @@ def _float_dtype(dtype):
     return _dt.DEFAULT_FLOAT if dtype is None else _dt.as_np_dtype(dtype)
 
 
+@_named
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros. Matches ``torch.zeros``."""
     return _finish(ops.zeros_array(_size(size), _float_dtype(dtype)), requires_grad, device)
 
 
+@_named
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones. Matches ``torch.ones``."""
     return _finish(ops.ones_array(_size(size), _float_dtype(dtype)), requires_grad, device)
 
 
+@_named
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialized tensor (ember fills it with zeros). Matches ``torch.empty``."""
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
+@_named
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred like PyTorch). Matches torch.full."""
     if dtype is None:
@@ -139,26 +167,31 @@ def _like(fn, input, dtype, requires_grad, device, *args):
               requires_grad=requires_grad, device=device)
 
 
+@_named
 def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return zeros(input.shape, dtype=input.dtype if dtype is None else dtype,
                  requires_grad=requires_grad, device=device)
 
 
+@_named
 def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return ones(input.shape, dtype=input.dtype if dtype is None else dtype,
                 requires_grad=requires_grad, device=device)
 
 
+@_named
 def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
+@_named
 def full_like(input, fill_value, *, dtype=None, device=None,
               requires_grad: bool = False) -> Tensor:
     return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype,
                 requires_grad=requires_grad, device=device)
 
 
+@_named
 def arange(start, end=None, step=1, *, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
     """Values from ``start`` to ``end`` (exclusive) by ``step``. Matches ``torch.arange``."""
@@ -173,6 +206,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end``. Matches ``torch.linspace``."""
@@ -182,30 +216,35 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     arr = ops.linspace_array(start, end, steps, np.dtype(np.float64))
     return _finish((base ** arr).astype(_float_dtype(dtype)), requires_grad, device)
 
 
+@_named
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
     """The identity matrix (n x m). Matches ``torch.eye``."""
     return _finish(ops.eye_array(n, m, _float_dtype(dtype)), requires_grad, device)
 
 
+@_named
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1). Matches ``torch.rand``."""
     arr = ops.random.uniform(_size(size), 0.0, 1.0, _float_dtype(dtype), generator)
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples. Matches ``torch.randn``."""
     arr = ops.random.normal(_size(size), 0.0, 1.0, _float_dtype(dtype), generator)
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad: bool = False) -> Tensor:
     """Integers uniform in [low, high). Matches ``torch.randint(low=0, high, size)``."""
@@ -220,38 +259,45 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     return _finish(arr, requires_grad, device)
 
 
+@_named
 def randperm(n: int, *, generator=None, dtype=None, device=None) -> Tensor:
     """A random permutation of 0..n-1. Matches ``torch.randperm``."""
     dt = _dt.DEFAULT_INT if dtype is None else _dt.as_np_dtype(dtype)
     return _finish(ops.random.randperm(n, dt, generator), False, device)
 
 
+@_named
 def rand_like(input, *, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     return rand(input.shape, dtype=input.dtype if dtype is None else dtype,
                 generator=generator, requires_grad=requires_grad)
 
 
+@_named
 def randn_like(input, *, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
     return randn(input.shape, dtype=input.dtype if dtype is None else dtype,
                  generator=generator, requires_grad=requires_grad)
 
 
+@_named
 def randint_like(input, low, high=None, *, dtype=None, generator=None) -> Tensor:
     return randint(low, high, input.shape, dtype=input.dtype if dtype is None else dtype,
                    generator=generator)
 
 
+@_named
 def bernoulli(input, p=None, *, generator=None) -> Tensor:
     """0/1 samples with probabilities ``input`` (or ``p``). Matches ``torch.bernoulli``."""
     probs = input._data if p is None else np.full(input.shape, p, dtype=input._data.dtype)
     return Tensor._make(ops.random.bernoulli_from(probs, generator))
 
 
+@_named
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
     """Sample indices from rows of (unnormalized) probabilities. Matches ``torch.multinomial``."""
     return Tensor._make(ops.random.multinomial(input._data, num_samples, replacement, generator))
 
 
+@_named
 def normal(mean, std, size=None, *, generator=None) -> Tensor:
     """Normal samples with the given mean and std (numbers or tensors). Matches ``torch.normal``."""
     m = mean._data if isinstance(mean, Tensor) else mean

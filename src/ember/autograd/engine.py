@@ -19,6 +19,8 @@ Two modes share every gradient formula (see :mod:`ember.ops.base`):
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import ops
@@ -46,7 +48,10 @@ class Node:
         self.trace = None  # creation stack, recorded in anomaly-detection mode
 
     def name(self) -> str:
-        return self.prim.op_name().title().replace("_", "") + "Backward"
+        n = self.prim.op_name()
+        if n.islower():  # primitives are snake_case (log_softmax); Functions keep their name
+            n = n.title().replace("_", "")
+        return n + "Backward"
 
     @property
     def next_functions(self) -> tuple:
@@ -129,14 +134,7 @@ def _call_backward(node: Node, grads: list, create_graph: bool, retain_graph: bo
     prim = node.prim
     if create_graph and not getattr(prim, "raw_ctx", False):
         ctx = _graph_context(node)
-        with _GradEnabled(True):
-            result = prim.backward(ctx, *grads)
-    elif create_graph:
-        with _GradEnabled(True):
-            result = prim.backward(ctx, *grads)
-    else:
-        with _GradEnabled(False):
-            result = prim.backward(ctx, *grads)
+    result = prim.backward(ctx, *grads)
     if not retain_graph and getattr(node.ctx, "__dict__", None):
         if getattr(prim, "raw_ctx", False):
             node.ctx._saved = None
@@ -148,20 +146,6 @@ def _call_backward(node: Node, grads: list, create_graph: bool, retain_graph: bo
         raise RuntimeError(f"{node.name()}: backward returned {len(result)} gradients, "
                            f"expected {len(node.edges)} (one per input of forward)")
     return result
-
-
-class _GradEnabled:
-    __slots__ = ("mode", "prev")
-
-    def __init__(self, mode: bool):
-        self.mode = mode
-
-    def __enter__(self):
-        self.prev = STATE.enabled
-        STATE.enabled = self.mode
-
-    def __exit__(self, *exc):
-        STATE.enabled = self.prev
 
 
 def _graph_context(node: Node):
@@ -188,6 +172,8 @@ def _graph_context(node: Node):
 def _validate(node: Node, i: int, g, create_graph: bool):
     shape, dtype = node.in_meta[i]
     gdata = g._data if create_graph else g
+    if type(gdata) is np.ndarray and gdata.shape == shape and gdata.dtype == dtype:
+        return g
     gshape = np.shape(gdata)
     if gshape != shape:
         if ops.numel_of_shape(gshape) == ops.numel_of_shape(shape) and not gshape:
@@ -246,7 +232,30 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
 
     order = _postorder([t.grad_fn for t in roots if t.grad_fn is not None])
     needed = _needed_nodes(order, capture_leaf, capture_out) if inputs is not None else None
+    # backward formulas record a graph only when create_graph asks for one
+    prev_mode = STATE.enabled
+    STATE.enabled = create_graph
+    try:
+        _run_nodes(order, node_grads, leaf_grads, create_graph, retain_graph, needed,
+                   capture_out, capture_leaf, captured, inputs)
+        for leaf, slot in leaf_grads.items():
+            g, slot[0] = slot[0], None
+            if leaf._hooks:
+                g = _run_hooks(leaf._hooks, g, create_graph)
+            if inputs is not None:
+                k = capture_leaf.get(id(leaf))
+                if k is not None:
+                    captured[k] = g
+            if accumulate:
+                _accumulate_leaf(leaf, g, create_graph)
+                del g
+    finally:
+        STATE.enabled = prev_mode
+    return captured
 
+
+def _run_nodes(order, node_grads, leaf_grads, create_graph, retain_graph, needed, capture_out,
+               capture_leaf, captured, inputs) -> None:
     for node in reversed(order):
         grads = node_grads.pop(node, None)
         if grads is None:
@@ -280,17 +289,6 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             elif inputs is None or id(target) in capture_leaf:
                 _accumulate(leaf_grads, target, 1, 0, g)
 
-    for leaf, (g,) in leaf_grads.items():
-        if leaf._hooks:
-            g = _run_hooks(leaf._hooks, g, create_graph)
-        if inputs is not None:
-            k = capture_leaf.get(id(leaf))
-            if k is not None:
-                captured[k] = g
-        if accumulate:
-            _accumulate_leaf(leaf, g, create_graph)
-    return captured
-
 
 def _needed_nodes(order: list, capture_leaf: dict, capture_out: dict) -> set:
     """Nodes whose backward must run to reach the requested inputs (``order`` is postorder)."""
@@ -321,9 +319,20 @@ def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
     if isinstance(g, Tensor):
         g = g._data
     if leaf.grad is None:
-        leaf.grad = Tensor._make(ops.owned_copy(g))
+        # Steal the array when nothing else can see it (a fresh result of the last backward
+        # op: the references are this frame's, the caller's and getrefcount's own), else copy,
+        # so that a later in-place accumulation cannot write into someone else's array.
+        if _exclusive(g, sys.getrefcount(g)):
+            leaf.grad = Tensor._make(g)
+        else:
+            leaf.grad = Tensor._make(ops.owned_copy(g))
     else:
         ops.add_into(leaf.grad._data, g)
+
+
+def _exclusive(g, refcount: int) -> bool:
+    return (type(g) is np.ndarray and refcount <= 4 and g.base is None and g.flags.writeable
+            and g.flags.c_contiguous)
 
 
 def _check_finite(node: Node, grads: list, what: str) -> None:

@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import weakref
+
 from .. import ops
 from ..ops.base import Primitive
 from .engine import Node
@@ -39,6 +41,9 @@ class FunctionCtx:
         self.needs_input_grad = ()
         self._non_diff = set()
         self.materialize_grads = True
+        self._name = "Function"
+        self._out_refs = None  # {saved index: output number} for saved outputs
+        self._node = None  # weakref to the node, to rebuild saved outputs for double backward
 
     def save_for_backward(self, *tensors) -> None:
         for t in tensors:
@@ -57,8 +62,18 @@ class FunctionCtx:
         for t, v in zip(self._saved, self._versions):
             if v is not None and v[0][0] != v[1]:
                 raise RuntimeError(
-                    f"saved_tensors: a tensor of shape {tuple(t.shape)} saved for backward was "
-                    f"modified in place (version {v[1]} -> {v[0][0]})")
+                    f"{self._name}Backward: one of the tensors needed for gradient computation "
+                    f"(a tensor of shape {tuple(t.shape)} passed to save_for_backward) has been "
+                    f"modified by an in-place operation: it was saved at version {v[1]} and is "
+                    f"now at version {v[0][0]}. Use an out-of-place op, or clone() it first.")
+        if self._out_refs and STATE.enabled:
+            # create_graph: a saved output must be the graph's output, not the no_grad original
+            node = self._node()
+            saved = list(self._saved)
+            for i, k in self._out_refs.items():
+                t = saved[i]
+                saved[i] = Tensor._make(t._data, True, node, k, version=t._version)
+            return tuple(saved)
         return self._saved
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -142,11 +157,20 @@ class Function:
         out_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else ((), None)
                          for o in outs)
         node = Node(adapter, ctx, tuple(edges), tuple(in_meta), out_meta)
+        ctx._name = cls.__name__
         wrapped = []
         for k, o in enumerate(outs):
             if isinstance(o, Tensor) and o._data.dtype.kind == "f" and \
                     id(o) not in ctx._non_diff:
-                wrapped.append(Tensor._make(o._data, True, node, k))
+                # the output shares its version counter, so in-place changes of a saved
+                # output are detected
+                wrapped.append(Tensor._make(o._data, True, node, k, version=o._version))
+                for i, t in enumerate(ctx._saved):
+                    if t is o:
+                        if ctx._out_refs is None:
+                            ctx._out_refs = {}
+                            ctx._node = weakref.ref(node)
+                        ctx._out_refs[i] = k
             else:
                 wrapped.append(o)
         return tuple(wrapped) if multi else wrapped[0]

@@ -29,6 +29,12 @@ class _GradMode:
 
     _mode: bool
 
+    def __new__(cls, *args):
+        self = super().__new__(cls)
+        if len(args) == 1 and callable(args[0]) and cls is not set_grad_enabled:
+            return self(args[0])  # used as a bare decorator: @ember.no_grad
+        return self
+
     def __enter__(self):
         self._prev = STATE.enabled
         STATE.enabled = self._mode

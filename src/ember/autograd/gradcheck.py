@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .functional import grad
-from .grad_mode import no_grad
+from .grad_mode import enable_grad, no_grad
 from .tensor import Tensor
 
 
@@ -45,6 +45,8 @@ def analytical_jacobian(fn, inputs, create_graph: bool = False) -> list:
     outs = _outputs(fn, inputs)
     jac = [[np.zeros((o.numel(), t.numel())) for t in diff] for o in outs]
     for k, o in enumerate(outs):
+        if not o.requires_grad:  # does not depend on any input: its Jacobian is zero
+            continue
         for r in range(o.numel()):
             seed = np.zeros(o.numel(), dtype=o._data.dtype)
             seed[r] = 1.0
@@ -78,7 +80,8 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     for k, (nrow, arow) in enumerate(zip(num, ana)):
         for c, (n, a) in enumerate(zip(nrow, arow)):
             if not np.allclose(a, n, atol=atol, rtol=rtol):
-                worst = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
+                worst = tuple(int(w) for w in np.unravel_index(np.argmax(np.abs(a - n)),
+                                                                a.shape))
                 msg = (f"gradcheck: Jacobian mismatch for output {k} with respect to "
                        f"differentiable input {c}: analytical {a[worst]:.6g} vs numerical "
                        f"{n[worst]:.6g} at (output element, input element) {worst}\n"
@@ -93,18 +96,17 @@ def gradgradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: fl
                   raise_exception: bool = True) -> bool:
     """Check second derivatives: the gradient of (sum of outputs * fixed weights) via gradcheck."""
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-    diff = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     rng = np.random.default_rng(0)
     outs = _outputs(fn, inputs)
     weights = [Tensor._make(rng.standard_normal(o.shape)) for o in outs]
 
-    def first_grads(*xs):
+    @enable_grad()
+    def first_grads(*xs):  # gradcheck runs it under no_grad for finite differences
         os_ = _outputs(fn, xs)
         total = sum((o * w).sum() for o, w in zip(os_, weights))
         xdiff = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         return grad(total, xdiff, create_graph=True, allow_unused=True,
                     materialize_grads=True)
 
-    del diff
     return gradcheck(first_grads, inputs, eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)

@@ -88,6 +88,16 @@ def _unwrap(x):
     return x._data if isinstance(x, _tensor_type()) else x
 
 
+def _same_category(self, other) -> bool:
+    """True if ``other`` cannot raise this tensor's dtype category (float into int ...)."""
+    d = ops.dtype_of(other)
+    if d is not None:
+        return _dt.category(d) <= _dt.category(self._data.dtype)
+    if isinstance(other, (bool, int, float)):
+        return _dt.scalar_category(other) <= _dt.category(self._data.dtype)
+    return False
+
+
 def _fast(self, others) -> bool:
     """No graph to record: update the array directly (the optimizer path)."""
     return not _grad_involved(self, others)
@@ -100,8 +110,7 @@ def _bump(self):
 
 def add_(self, other, alpha=1):
     """``self += alpha * other``."""
-    if _fast(self, (other,)) and _dt.category(ops.dtype_of(other) or self._data.dtype) <= \
-            _dt.category(self._data.dtype):
+    if _fast(self, (other,)) and _same_category(self, other):
         ops.add_into(self._data, _unwrap(other), alpha)
         return _bump(self)
     return apply_inplace(self, "add_", lambda s, o: ops.add(s, o, alpha=alpha), other)
@@ -114,8 +123,7 @@ def sub_(self, other, alpha=1):
 
 def mul_(self, other):
     """``self *= other``."""
-    if _fast(self, (other,)) and _dt.category(ops.dtype_of(other) or self._data.dtype) <= \
-            _dt.category(self._data.dtype):
+    if _fast(self, (other,)) and _same_category(self, other):
         ops.mul_into(self._data, _unwrap(other))
         return _bump(self)
     return apply_inplace(self, "mul_", ops.mul, other)

@@ -143,7 +143,7 @@ class Tensor(TensorBase):
 
     @property
     def retains_grad(self) -> bool:
-        return self._retains_grad
+        return self._retains_grad is not False
 
     def detach(self) -> Tensor:
         """A new tensor sharing storage (and version counter), outside the graph."""
@@ -196,7 +196,11 @@ class Tensor(TensorBase):
             if node.hooks is None:
                 node.hooks = {}
             hooks = node.hooks.setdefault(self._output_nr, [])
-        hooks.append(hook)
+        retain = self._retains_grad
+        if retain and retain in hooks:  # like PyTorch, retain_grad sees the final gradient
+            hooks.insert(hooks.index(retain), hook)
+        else:
+            hooks.append(hook)
         return _HookHandle(hooks, hook)
 
     def retain_grad(self) -> None:
@@ -215,7 +219,7 @@ class Tensor(TensorBase):
             return None
 
         self.register_hook(_store)
-        self._retains_grad = True
+        self._retains_grad = _store
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -319,7 +323,7 @@ class Tensor(TensorBase):
 
     # ------------------------------------------------------------------ dtype and device
     def to(self, *args, dtype=None, device=None, copy: bool = False) -> Tensor:
-        """Convert dtype and/or device: ``t.to(ember.float64)``, ``t.to("cpu")``, ``t.to(other)``."""
+        """Convert dtype and/or device: ``t.to(ember.float64)``, ``t.to("cpu")``, ``t.to(t2)``."""
         for a in args:
             if isinstance(a, str) and not _looks_like_dtype(a):
                 device = a
@@ -328,8 +332,13 @@ class Tensor(TensorBase):
             else:
                 dtype = a
         if device is not None:
-            check_device(device)
-        out = self if dtype is None else ops.cast(self, _dt.as_np_dtype(dtype))
+            check_device(device, "to")
+        if dtype is not None:
+            try:
+                npd = _dt.as_np_dtype(dtype)
+            except TypeError as e:
+                raise TypeError(f"to: {e}") from None
+        out = self if dtype is None else ops.cast(self, npd)
         return out.clone() if copy and out is self else out
 
     def cpu(self) -> Tensor:
@@ -493,12 +502,13 @@ def _looks_like_dtype(s: str) -> bool:
         return False
 
 
-def check_device(device) -> None:
+def check_device(device, op: str | None = None) -> None:
     """Only the CPU exists in this build: anything else is a clear error."""
     name = str(device)
     if name not in ("cpu", "cpu:0"):
-        raise RuntimeError(f"device {name!r} is not available: this build of ember runs on "
-                           f"the CPU only (use device='cpu')")
+        where = f"{op}: " if op else ""
+        raise RuntimeError(f"{where}device {name!r} is not available: this build of ember runs "
+                           f"on the CPU only (use device='cpu')")
 
 
 class _HookHandle:
@@ -515,10 +525,11 @@ def _forward(prim, ctx, arrays, attrs):
     try:
         return prim.forward(ctx, *arrays, **attrs)
     except (ValueError, IndexError, TypeError) as e:
-        if getattr(e, "ember", False):
-            raise
+        name = prim.op_name()
+        if getattr(e, "ember", False) or str(e).startswith(name + ":"):
+            raise  # already names the op
         shapes = ", ".join(_describe(i, a) for i, a in enumerate(arrays))
-        raise type(e)(f"{prim.op_name()}: {e} ({shapes})") from e
+        raise type(e)(f"{name}: {e} ({shapes})") from e
 
 
 def _wrap_view(prim, out, args):
@@ -541,7 +552,10 @@ def _record(prim, ctx, args, arrays, outs) -> Node:
         else:
             edges.append(None)
             in_meta.append(None)
-    node = Node(prim, ctx, tuple(edges), tuple(in_meta), tuple((o.shape, o.dtype) for o in outs))
+    edges = tuple(edges)
+    node = Node(prim, ctx, edges, tuple(in_meta), tuple((o.shape, o.dtype) for o in outs))
+    # lets a backward skip gradients nobody needs (e.g. matmul's for a network's input)
+    ctx.needs_input_grad = tuple(e is not None for e in edges)
     saved = ctx.__dict__.get("saved")
     if saved:
         sources, versions = [], []
@@ -601,7 +615,9 @@ sum mean prod max min amax amin var std logsumexp norm argmax argmin all any cum
 reshape view view_as permute transpose squeeze unsqueeze flatten unflatten expand expand_as
 broadcast_to repeat tile split chunk unbind flip roll tril triu contiguous clone narrow
 gather scatter scatter_add index_select index_add masked_fill masked_select take_along_dim
-softmax log_softmax dot outer mm bmm eq ne lt le gt ge logical_and logical_or logical_not
+take index_put nonzero argwhere
+softmax log_softmax dot outer mm bmm mv vdot ger inner addmm addmv baddbmm kron
+hardshrink eq ne lt le gt ge logical_and logical_or logical_not
 logical_xor isnan isinf isfinite nan_to_num diagonal movedim swapaxes
 """.split()
 for _name in _OPS_METHODS:

@@ -72,7 +72,8 @@ def fill_into(dst: np.ndarray, value) -> None:
     if value.size != 1:
         raise RuntimeError(f"fill_: expected a number or a one-element tensor, got shape "
                            f"{tuple(value.shape)}")
-    _check_inplace(dst, (), "fill_")
+    if not dst.flags.writeable:
+        _check_inplace(dst, dst, "fill_")
     dst.fill(value.item())
 
 

@@ -9,11 +9,36 @@ broadcast dimensions (:func:`sum_to`), so every gradient has its input's shape.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from . import dtypes as dt
 from .base import Primitive, TensorBase, call, dtype_of, shape_of
 from .reduce import sum_to
+
+__all__ = ["check_broadcast", "promote", "cast", "add", "sub", "subtract", "mul", "multiply",
+           "div", "true_divide", "divide", "floor_divide", "remainder", "pow", "float_power",
+           "maximum", "minimum", "where", "clamp", "clip", "eq", "ne", "lt", "le", "gt", "ge",
+           "greater", "greater_equal", "less", "less_equal", "not_equal", "logical_and",
+           "logical_or", "logical_xor", "logical_not", "bitwise_not", "equal", "allclose",
+           "isclose"]
+
+
+
+_QUIET = {"divide": "ignore", "invalid": "ignore", "over": "ignore", "under": "ignore"}
+
+
+def _quiet(fn):
+    """Run a backward formula without NumPy warnings (inf/nan gradients come silently)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx, g):
+        with np.errstate(**_QUIET):
+            return fn(ctx, g)
+
+    return wrapper
 
 
 def _as_scalar(x):
@@ -26,25 +51,67 @@ def _as_scalar(x):
     return x
 
 
-def promote(a, b, op: str, float_only: bool = False):
-    """Cast ``a`` and ``b`` to their PyTorch result type (Python scalars stay weak)."""
+def _broadcast_error(op: str, *shapes) -> RuntimeError:
+    listed = " and ".join(str(tuple(s)) for s in shapes)
+    return RuntimeError(f"{op}: shapes {listed} cannot be broadcast together (each dim, aligned "
+                        f"from the right, must be equal or 1)")
+
+
+def check_broadcast(op: str, *operands) -> None:
+    """Raise a clear error naming ``op`` and the shapes when ``operands`` do not broadcast."""
+    shapes = [shape_of(x) for x in operands if x is not None]
+    if all(s == shapes[0] for s in shapes[1:]):
+        return
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise _broadcast_error(op, *shapes) from None
+
+
+def _weak_scalar(x, rt):
+    """A Python int mixed with an integer tensor wraps around into its dtype (as in PyTorch)."""
+    if isinstance(x, int) and not isinstance(x, bool) and rt.kind in "iu":
+        return np.asarray(x).astype(rt)
+    return x
+
+
+def promote(a, b, op: str, float_only: bool = False, broadcast: bool = True):
+    """Cast ``a`` and ``b`` to their PyTorch result type (Python scalars stay weak).
+
+    With ``broadcast`` (the default), also check that the shapes broadcast together.
+    """
     da, db = dtype_of(a), dtype_of(b)
+    if broadcast and da is not None and db is not None:
+        sa, sb = shape_of(a), shape_of(b)
+        if sa != sb:
+            check_broadcast(op, a, b)
     if da is not None and da is db and not (float_only and da.kind != "f"):
         return a, b
     if da is None:
         a = _as_scalar(a)
     if db is None:
         b = _as_scalar(b)
+    dims, zero = [], []
+    for d, x in ((da, a), (db, b)):
+        if d is not None:
+            (zero if len(shape_of(x)) == 0 else dims).append(d)
     try:
-        rt = dt.result_type(da if da is not None else a, db if db is not None else b)
+        rt = dt.result_type(*dims, *(x for d, x in ((da, a), (db, b)) if d is None),
+                            zero_dim=zero)
     except TypeError as e:
         raise TypeError(f"{op}: {e}") from None
     if float_only and rt.kind != "f":
         rt = dt.DEFAULT_FLOAT
-    if da is not None and da != rt:
-        a = cast(a, rt)
-    if db is not None and db != rt:
-        b = cast(b, rt)
+    if da is not None:
+        if da != rt:
+            a = cast(a, rt)
+    else:
+        a = _weak_scalar(a, rt)
+    if db is not None:
+        if db != rt:
+            b = cast(b, rt)
+    else:
+        b = _weak_scalar(b, rt)
     return a, b
 
 
@@ -57,6 +124,7 @@ class Cast(Primitive):
         return x.astype(dtype)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         return cast(g, ctx.in_dtype) if ctx.in_dtype.kind == "f" else None
 
@@ -78,6 +146,7 @@ class Add(Primitive):
         return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         sa, sb = ctx.shapes
         gb = g if ctx.alpha == 1 else g * ctx.alpha
@@ -92,6 +161,7 @@ class Sub(Primitive):
         return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         sa, sb = ctx.shapes
         return sum_to(g, sa), sum_to(-g if ctx.alpha == 1 else g * -ctx.alpha, sb)
@@ -104,6 +174,7 @@ class Mul(Primitive):
         return np.multiply(a, b)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         a, b = ctx.saved
         return sum_to(g * b, shape_of(a)), sum_to(g * a, shape_of(b))
@@ -117,6 +188,7 @@ class Div(Primitive):
             return np.true_divide(a, b)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         a, b = ctx.saved
         ga = g / b
@@ -153,6 +225,7 @@ class Remainder(Primitive):
             return np.remainder(a, b)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         a, b = ctx.saved
         return sum_to(g, shape_of(a)), sum_to(-g * floor(div(a, b)), shape_of(b))
@@ -169,18 +242,24 @@ class Pow(Primitive):
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         a, b, out = ctx.saved
         if isinstance(b, (int, float)):
             if b == 0:
                 return g * 0, None
-            ga = g * b if b == 2 else g * b * a ** (b - 1)
+            if b == 1:
+                return g, None
             if b == 2:
-                ga = ga * a
-            return ga, None
-        ga = sum_to(g * b * a ** (b - 1), shape_of(a)) if not isinstance(a, (int, float)) else None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = where(logical_and(eq(a, 0), ge(b, 0)), 0.0, out * log(a))
+                return g * a * 2, None
+            return g * b * a ** (b - 1), None
+        ga = None
+        if not isinstance(a, (int, float)):
+            # d/da = b * a^(b-1), taken as 0 where b == 0 (even at a == 0, as PyTorch)
+            ga = sum_to(where(eq(b, 0), 0.0, g * b * a ** (b - 1)), shape_of(a))
+        if isinstance(a, (int, float)) and a > 0:
+            return ga, sum_to(g * out * math.log(a), shape_of(b))
+        logs = where(logical_and(eq(a, 0), ge(b, 0)), 0.0, out * log(a))
         return ga, sum_to(g * logs, shape_of(b))
 
 
@@ -195,6 +274,7 @@ class Maximum(Primitive):
         return np.maximum(a, b)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         ga = g * ctx.wa
         return sum_to(ga, ctx.shapes[0]), sum_to(g - ga, ctx.shapes[1])
@@ -221,6 +301,7 @@ class Where(Primitive):
         return np.where(cond, a, b)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         sa, sb = ctx.shapes
         zero = g * 0
@@ -229,36 +310,42 @@ class Where(Primitive):
 
 
 class Clamp(Primitive):
-    """Clamp into [lo, hi]; x gets the gradient where lo <= x <= hi (inclusive, as PyTorch)."""
+    """Clamp into [lo, hi] (``min(max(x, lo), hi)``), with PyTorch's gradient routing.
+
+    x gets the gradient where lo <= x <= hi (inclusive); lo where x < lo < hi; hi where x > hi
+    or lo > hi (then the output is hi everywhere).
+    """
 
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.shapes = (np.shape(x), np.shape(lo), np.shape(hi))
+        ctx.arrays = (isinstance(lo, np.ndarray), isinstance(hi, np.ndarray))
         keep = np.ones(np.shape(x), dtype=bool)
         if lo is not None:
             keep = keep & np.greater_equal(x, lo)
-            ctx.below = np.less(x, lo)
+            below = np.less(x, lo)
+            ctx.below = below if hi is None else below & np.less(lo, hi)
         if hi is not None:
             keep = keep & np.less_equal(x, hi)
-            ctx.above = np.greater(x, hi)
+            above = np.greater(x, hi)
+            ctx.above = above if lo is None else above | np.greater(lo, hi)
         ctx.keep = keep
         out = x
         if lo is not None:
             out = np.maximum(out, lo)
         if hi is not None:
             out = np.minimum(out, hi)
-        if lo is not None and hi is not None:  # lo > hi: PyTorch sets everything to hi
-            out = np.where(np.greater(lo, hi), hi, out) if np.ndim(lo) or np.ndim(hi) else out
         return np.asarray(out, dtype=np.result_type(x))
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         zero = g * 0
-        gx = where(ctx.keep, g, zero)
+        gx = sum_to(where(ctx.keep, g, zero), ctx.shapes[0])
         glo = ghi = None
-        if ctx.shapes[1]:
+        if ctx.arrays[0]:
             glo = sum_to(where(ctx.below, g, zero), ctx.shapes[1])
-        if ctx.shapes[2]:
+        if ctx.arrays[1]:
             ghi = sum_to(where(ctx.above, g, zero), ctx.shapes[2])
         return gx, glo, ghi
 
@@ -361,11 +448,14 @@ def remainder(input, other):
 
 def pow(input, exponent):  # noqa: A001 - PyTorch's name
     """``input ** exponent`` elementwise. Matches ``torch.pow``."""
+    if dtype_of(exponent) is None:
+        exponent = _as_scalar(exponent)
+        if isinstance(exponent, int) and not isinstance(exponent, bool) and exponent < 0 and \
+                dtype_of(input) is not None and dtype_of(input).kind != "f":
+            raise RuntimeError("pow: integers to negative integer powers are not allowed")
     a, b = promote(input, exponent, "pow")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a ** b
-    if isinstance(b, int) and b < 0 and dtype_of(a).kind != "f":
-        raise RuntimeError("pow: integers to negative integer powers are not allowed")
     return call(Pow, a, b)
 
 
@@ -397,6 +487,9 @@ def where(condition, input=None, other=None):
     if dtype_of(c) is not None and dtype_of(c) != np.bool_:
         c = cast(c, np.dtype(bool))
     a, b = promote(input, other, "where")
+    sc = shape_of(c)
+    if sc != shape_of(a) or sc != shape_of(b):
+        check_broadcast("where", c, a, b)
     return call(Where, c, a, b)
 
 
@@ -425,7 +518,8 @@ def _compare(prim, name):
         return call(prim, a, b)
 
     fn.__name__ = name
-    fn.__doc__ = f"Elementwise ``{name}`` comparison giving a bool tensor. Matches ``torch.{name}``."
+    fn.__doc__ = (f"Elementwise ``{name}`` comparison giving a bool tensor. "
+                  f"Matches ``torch.{name}``.")
     return fn
 
 

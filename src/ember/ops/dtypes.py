@@ -4,8 +4,12 @@ Matches: ``torch.float32`` & co. and ``torch.result_type``.
 
 PyTorch and NumPy promote differently, and ember follows PyTorch:
 - a Python scalar only raises the *category* (bool < integer < floating), never the width:
-  ``int64 tensor * 2.5`` is float32 (the default float type), ``float32 tensor * 2.5`` stays float32;
-- an integer tensor mixed with a float tensor takes the float tensor's dtype (NumPy would give float64);
+  ``int64 tensor * 2.5`` is float32 (the default float type), ``float32 tensor * 2.5`` stays
+  float32;
+- a 0-d tensor only decides the dtype when it is of a higher category than the tensors with dims:
+  ``float32 tensor * float64 0-d tensor`` is float32;
+- an integer tensor mixed with a float tensor takes the float tensor's dtype (NumPy would give
+  float64);
 - true division of integers gives the default float type (float32).
 """
 
@@ -13,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["dtype", "float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64",
+           "bool_", "as_dtype", "as_np_dtype", "from_np", "category", "scalar_category",
+           "result_type"]
 
 class dtype:  # noqa: N801 - named like torch.dtype
     """A tensor element type: ``ember.float32``, ``ember.int64``, ``ember.bool`` ..."""
@@ -91,7 +98,8 @@ def as_np_dtype(d) -> np.dtype:
 def from_np(npd: np.dtype, where: str = "tensor") -> dtype:
     found = FROM_NP.get(npd)
     if found is None:
-        raise TypeError(f"{where}: NumPy dtype {npd} has no ember equivalent; expected one of {_names()}")
+        raise TypeError(f"{where}: NumPy dtype {npd} has no ember equivalent; expected one of "
+                        f"{_names()}")
     return found
 
 
@@ -111,17 +119,38 @@ def scalar_category(x) -> int:
     raise TypeError(f"expected a tensor or a Python number, got {type(x).__name__}")
 
 
-def result_type(*dtypes_and_scalars) -> np.dtype:
-    """PyTorch's result type for NumPy dtypes (of tensors) and Python scalars."""
-    arrays = [d for d in dtypes_and_scalars if isinstance(d, np.dtype)]
-    top = max((category(d) for d in arrays), default=0)
-    scal = max((scalar_category(s) for s in dtypes_and_scalars if not isinstance(s, np.dtype)),
-               default=0)
-    if scal > top:  # a scalar raises the category: take the default type of that category
-        return DEFAULT_FLOAT if scal == 2 else DEFAULT_INT
-    same = [d for d in arrays if category(d) == top]
+def _promote_within(dtypes: list) -> np.dtype:
+    """Promote dtypes the PyTorch way: the highest category wins, widths promote inside it."""
+    top = max(category(d) for d in dtypes)
+    same = [d for d in dtypes if category(d) == top]
     out = same[0]
     for d in same[1:]:
         if d != out:
             out = np.promote_types(out, d)
+    return out
+
+
+def result_type(*dtypes_and_scalars, zero_dim=()) -> np.dtype:
+    """PyTorch's result type for NumPy dtypes (of tensors) and Python scalars.
+
+    PyTorch ranks operands in three tiers: tensors with dims, then 0-d tensors (passed as
+    ``zero_dim``), then Python scalars. A lower tier only matters when it is of a higher category
+    (bool < integer < floating) than everything above it: a 0-d tensor then brings its own dtype,
+    a scalar the default dtype of its category (``int64 tensor * 2.5`` is float32).
+    """
+    arrays = [d for d in dtypes_and_scalars if isinstance(d, np.dtype)]
+    scalars = [s for s in dtypes_and_scalars if not isinstance(s, np.dtype)]
+    zero_dim = list(zero_dim)
+    if not arrays:
+        arrays, zero_dim = zero_dim, []
+    out = _promote_within(arrays) if arrays else None
+    if zero_dim:
+        z = _promote_within(zero_dim)
+        if category(z) > category(out):
+            out = z
+    scal = max((scalar_category(s) for s in scalars), default=0)
+    if out is None:
+        return DEFAULT_FLOAT if scal == 2 else (DEFAULT_INT if scal == 1 else np.dtype(np.bool_))
+    if scal > category(out):  # a scalar raises the category: take that category's default
+        return DEFAULT_FLOAT if scal == 2 else DEFAULT_INT
     return out

@@ -11,6 +11,15 @@ import numpy as np
 
 from .base import Primitive, TensorBase, call, normalize_dim, shape_of
 
+__all__ = ["reshape", "view", "view_as", "reshape_as", "permute", "transpose", "swapaxes",
+           "swapdims", "t", "movedim", "moveaxis", "squeeze", "unsqueeze", "flatten", "ravel",
+           "unflatten", "broadcast_to", "expand", "expand_as", "broadcast_tensors",
+           "broadcast_shapes", "cat", "concat", "concatenate", "stack", "hstack", "vstack",
+           "narrow", "split", "chunk", "tensor_split", "unbind", "flip", "fliplr", "flipud",
+           "roll", "repeat", "tile", "repeat_interleave", "pad", "pad_constant", "tril", "triu",
+           "clone", "contiguous", "diagonal"]
+
+
 
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -83,17 +92,22 @@ class BroadcastTo(Primitive):
 
 
 class Cat(Primitive):
+    """Concatenate; inputs flagged in ``skip`` (PyTorch's legacy empty (0,) tensors) are left out
+    of the result and get an empty gradient."""
+
     @staticmethod
-    def forward(ctx, *xs, axis):
-        ctx.sizes = [x.shape[axis] for x in xs]
+    def forward(ctx, *xs, axis, skip):
+        ctx.sizes = [0 if sk else x.shape[axis] for x, sk in zip(xs, skip)]
         ctx.axis = axis
-        return np.concatenate(xs, axis=axis)
+        ctx.skip = skip
+        return np.concatenate([x for x, sk in zip(xs, skip) if not sk], axis=axis)
 
     @staticmethod
     def backward(ctx, g):
         out, start = [], 0
-        for n in ctx.sizes:
-            out.append(narrow(g, ctx.axis, start, n))
+        for n, sk in zip(ctx.sizes, ctx.skip):
+            piece = narrow(g, ctx.axis, start, n)
+            out.append(reshape(piece, (0,)) if sk else piece)
             start += n
         return tuple(out)
 
@@ -161,9 +175,10 @@ class PadIndexed(Primitive):
             else:  # circular
                 i = i % n
             idx.append(i)
-        ctx.index = np.ix_(*idx)
+        index = np.ix_(*idx)
+        ctx.index = index
         ctx.in_shape = x.shape
-        return x[ctx.index]
+        return x[index]
 
     @staticmethod
     def backward(ctx, g):
@@ -444,8 +459,11 @@ def cat(tensors, dim: int = 0):
     from .binary import promote
 
     shapes = [shape_of(t) for t in tensors]
-    # PyTorch skips 1-D empty tensors in cat
-    keep = [t for t, s in zip(tensors, shapes) if s != (0,)] or tensors[:1]
+    # PyTorch skips 1-D empty tensors in cat (unless all of them are)
+    skip = tuple(s == (0,) for s in shapes)
+    if all(skip) or not any(len(s) > 1 for s in shapes):
+        skip = (False,) * len(tensors)
+    keep = [t for t, sk in zip(tensors, skip) if not sk]
     shapes = [shape_of(t) for t in keep]
     nd = len(shapes[0])
     if nd == 0:
@@ -457,14 +475,13 @@ def cat(tensors, dim: int = 0):
                                f"tensor 0 has shape {shapes[0]}, tensor {i} has shape {s}")
     first = keep[0]
     for j in range(1, len(keep)):
-        first, _ = promote(first, keep[j], "cat")
+        first, _ = promote(first, keep[j], "cat", broadcast=False)
     from .base import dtype_of
     from .binary import cast
 
-    keep = [cast(t, dtype_of(first)) for t in keep]
-    if len(keep) == 1:
-        return keep[0]
-    return call(Cat, *keep, axis=axis)
+    d = dtype_of(first)
+    tensors = [t if sk else cast(t, d) for t, sk in zip(tensors, skip)]
+    return call(Cat, *tensors, axis=axis, skip=skip)
 
 
 concat = concatenate = cat

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # Like PyTorch, a fresh process starts from a fixed seed: runs are reproducible by default.
 DEFAULT_SEED = 67280421310721
 

@@ -9,12 +9,18 @@ and the full ``max()``/``min()`` split the gradient evenly among the tied elemen
 
 from __future__ import annotations
 
+import builtins  # sum, max, min, any, all are redefined below as reductions
 from collections import namedtuple
 
 import numpy as np
 
 from . import dtypes as dt
 from .base import Primitive, call, dtype_of, normalize_dim, normalize_dims, shape_of
+
+__all__ = ["sum_to", "sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin",
+           "var", "std", "var_mean", "std_mean", "logsumexp", "norm", "all", "any", "cumsum",
+           "cumprod", "count_nonzero", "MaxResult", "MinResult"]
+
 
 _QUIET = {"divide": "ignore", "invalid": "ignore", "over": "ignore", "under": "ignore"}
 
@@ -73,8 +79,10 @@ class Mean(Primitive):
         for a in axes:
             n *= x.shape[a]
         ctx.n = n
-        with np.errstate(**_QUIET):
-            return np.asarray(np.mean(x, axis=axes, keepdims=keepdim))
+        if n == 0:  # the mean of nothing is nan (np.mean would warn)
+            with np.errstate(**_QUIET):
+                return np.asarray(np.sum(x, axis=axes, keepdims=keepdim) / x.dtype.type(0))
+        return np.asarray(np.mean(x, axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, g):
@@ -130,7 +138,7 @@ class Amax(Primitive):
 
     @staticmethod
     def forward(ctx, x, axes, keepdim, largest=True):
-        if x.size == 0 or any(x.shape[a] == 0 for a in axes):
+        if builtins.any(x.shape[a] == 0 for a in axes) or (x.ndim == 0 and x.size == 0):
             raise IndexError(f"{'amax' if largest else 'amin'}: cannot reduce over a "
                              f"zero-size dimension (shape {x.shape}, dims {axes})")
         fn = np.max if largest else np.min
@@ -155,9 +163,11 @@ class Var(Primitive):
         for a in axes:
             n *= x.shape[a]
         ctx.save_for_backward(x)
-        ctx.args = (axes, keepdim, max(n - correction, 0))
-        with np.errstate(**_QUIET):
-            return np.asarray(np.var(x, axis=axes, ddof=correction, keepdims=keepdim))
+        ctx.args = (axes, keepdim, builtins.max(n - correction, 0))
+        with np.errstate(**_QUIET):  # n <= correction gives inf/nan silently, as in PyTorch
+            centered = x - np.mean(x, axis=axes, keepdims=True) if n else x
+            ss = np.sum(centered * centered, axis=axes, keepdims=keepdim)
+            return np.asarray(ss / x.dtype.type(builtins.max(n - correction, 0)))
 
     @staticmethod
     def backward(ctx, g):
@@ -179,10 +189,11 @@ class LogSumExp(Primitive):
         m = np.where(np.isfinite(m), m, 0)
         with np.errstate(**_QUIET):
             out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
-        ctx.save_for_backward(x, out)
+        if not keepdim:
+            out = out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+        ctx.save_for_backward(x, out)  # the returned array: double backward sees it depend on x
         ctx.args = (x.shape, axes, keepdim)
-        return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape)
-                                                     if i not in axes))
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -211,16 +222,19 @@ class Norm(Primitive):
         else:
             out = np.sum(ax ** p, axis=axes, keepdims=True) ** (1.0 / p)
         out = np.asarray(out, dtype=x.dtype)
-        ctx.save_for_backward(x, out)
+        if not keepdim:
+            out = out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+        ctx.save_for_backward(x, out)  # the returned array: double backward sees it depend on x
         ctx.args = (x.shape, axes, keepdim, p)
-        return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape)
-                                                     if i not in axes))
+        return out
 
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved
         shape, axes, keepdim, p = ctx.args
         gk = _expand_back(g, shape, axes, keepdim)
+        if not keepdim:
+            out = reshape(out, _kept_shape(shape, axes))
         from .binary import where
 
         if p == 0:
@@ -243,19 +257,23 @@ class Cumsum(Primitive):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return np.cumsum(x, axis=axis, dtype=x.dtype if x.dtype.kind == "f" else np.int64)
+        return np.cumsum(x, axis=axis, dtype=x.dtype if x.dtype.kind == "f" else np.int64
+                         ).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
         from .movement import flip
 
+        if len(shape_of(g)) == 0:
+            return g
         return flip(cumsum(flip(g, (ctx.axis,)), ctx.axis), (ctx.axis,))
 
 
 class Cumprod(Primitive):
     @staticmethod
     def forward(ctx, x, axis):
-        out = np.cumprod(x, axis=axis)
+        out = np.cumprod(x, axis=axis, dtype=x.dtype if x.dtype.kind == "f" else np.int64
+                         ).reshape(x.shape)
         ctx.save_for_backward(x, out)
         ctx.axis = axis
         return out
@@ -267,11 +285,34 @@ class Cumprod(Primitive):
 
         x, out = ctx.saved
         a = ctx.axis
+        if len(shape_of(x)) == 0:
+            return g
         xd = x._data if hasattr(x, "_data") else x
         if (xd == 0).any():
-            raise NotImplementedError("cumprod backward with zeros in the input is not supported")
+            return _cumprod_grad_with_zeros(x, g, a)
         rev = flip(cumsum(flip(g * out, (a,)), a), (a,))
         return rev / x
+
+
+def _cumprod_grad_with_zeros(x, g, axis: int):
+    """Gradient of cumprod without dividing by x (O(n^2) along ``axis``).
+
+    d/dx_i = P_i * S_i with P_i = prod_{k<i} x_k (exclusive cumprod) and
+    S_i = sum_{j>=i} g_j prod_{i<k<=j} x_k, the latter read off the cumprods of the rows of
+    M[i, k] = x_k if k > i else 1.
+    """
+    from .binary import where
+    from .movement import cat, movedim, narrow, unsqueeze
+
+    xm, gm = movedim(x, axis, -1), movedim(g, axis, -1)
+    n = shape_of(xm)[-1]
+    k = np.arange(n)
+    after = k[:, None] < k[None, :]  # [i, k]: k > i
+    rows = cumprod(where(after, unsqueeze(xm, -2), 1.0), -1)  # [.., i, j]
+    s = sum(where(k[:, None] <= k[None, :], rows * unsqueeze(gm, -2), 0.0), -1)
+    one = np.ones(shape_of(xm)[:-1] + (1,), dtype=dtype_of(x))
+    p = cat([one, narrow(cumprod(xm, -1), -1, 0, n - 1)], -1)
+    return movedim(p * s, -1, axis)
 
 
 class _ArgReduce(Primitive):
@@ -387,7 +428,8 @@ def max(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
 
 
 def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
-    """``min(x)``: the smallest value; ``min(x, dim)``: (values, indices); ``min(x, y)``: minimum."""
+    """``min(x)``: the smallest value; ``min(x, dim)``: (values, indices); ``min(x, y)``:
+    minimum."""
     if dim is not None and not isinstance(dim, (int, np.integer)):
         return _extreme(input, None, keepdim, dim, False)
     return _extreme(input, dim, keepdim, other, False)

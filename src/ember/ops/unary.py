@@ -10,6 +10,7 @@ trunc have zero gradient.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,11 +18,31 @@ import numpy as np
 from . import dtypes as dt
 from .base import Primitive, call, dtype_of
 
+__all__ = ["erf_array", "erf_numpy", "neg", "negative", "abs", "absolute", "sign", "exp", "expm1",
+           "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "reciprocal", "square", "sin", "cos",
+           "tan", "tanh", "sigmoid", "erf", "floor", "ceil", "trunc", "fix", "isnan", "isinf",
+           "isfinite", "isposinf", "isneginf", "round", "nan_to_num", "erfc"]
+
+
 _QUIET = {"divide": "ignore", "invalid": "ignore", "over": "ignore", "under": "ignore"}
+
+
+def _quiet(fn):
+    """Run a backward formula without NumPy warnings: inf/nan gradients come silently, as in
+    PyTorch (d log(x) at 0 is inf)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx, g):
+        with np.errstate(**_QUIET):
+            return fn(ctx, g)
+
+    return wrapper
 
 
 def _floatify(x):
     """Integer/bool inputs of float-valued functions become float32 (PyTorch's rule)."""
+    if isinstance(x, np.generic):  # NumPy scalars (from 0-d array math) keep their dtype
+        x = np.asarray(x)
     d = dtype_of(x)
     if d is None:
         return np.asarray(x, dtype=dt.DEFAULT_FLOAT)
@@ -38,6 +59,7 @@ class Neg(Primitive):
         return np.negative(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         return -g
 
@@ -49,6 +71,7 @@ class Abs(Primitive):
         return np.abs(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         return g * ctx.sign
 
@@ -70,6 +93,7 @@ class Exp(Primitive):
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * y
@@ -84,6 +108,7 @@ class Expm1(Primitive):
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y + 1)
@@ -97,6 +122,7 @@ class Log(Primitive):
             return np.log(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / x
@@ -110,6 +136,7 @@ class Log1p(Primitive):
             return np.log1p(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x + 1)
@@ -123,6 +150,7 @@ class Log2(Primitive):
             return np.log2(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x * math.log(2.0))
@@ -136,6 +164,7 @@ class Log10(Primitive):
             return np.log10(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x * math.log(10.0))
@@ -150,10 +179,10 @@ class Sqrt(Primitive):
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
-        with np.errstate(**_QUIET):
-            return g / (y * 2)
+        return g / (y * 2)
 
 
 class Rsqrt(Primitive):
@@ -167,6 +196,7 @@ class Rsqrt(Primitive):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * y * y) * -0.5
@@ -181,6 +211,7 @@ class Reciprocal(Primitive):
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return -g * y * y
@@ -190,9 +221,11 @@ class Square(Primitive):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.square(x)
+        with np.errstate(**_QUIET):
+            return np.square(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * x * 2
@@ -202,9 +235,11 @@ class Sin(Primitive):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.sin(x)
+        with np.errstate(**_QUIET):
+            return np.sin(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * cos(x)
@@ -214,9 +249,11 @@ class Cos(Primitive):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.cos(x)
+        with np.errstate(**_QUIET):
+            return np.cos(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return -g * sin(x)
@@ -225,11 +262,13 @@ class Cos(Primitive):
 class Tan(Primitive):
     @staticmethod
     def forward(ctx, x):
-        y = np.tan(x)
+        with np.errstate(**_QUIET):
+            y = np.tan(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * y + 1)
@@ -243,6 +282,7 @@ class Tanh(Primitive):
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (1 - y * y)
@@ -253,14 +293,15 @@ class Sigmoid(Primitive):
 
     @staticmethod
     def forward(ctx, x):
-        with np.errstate(under="ignore"):
+        with np.errstate(**_QUIET):
             e = np.exp(-np.abs(x))
-        r = 1.0 / (1.0 + e)  # sigmoid(|x|)
-        y = np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
+            r = 1.0 / (1.0 + e)  # sigmoid(|x|)
+            y = np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * (1 - y))
@@ -275,6 +316,7 @@ class Erf(Primitive):
         return erf_array(x)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * exp(-(x * x)) * (2.0 / math.sqrt(math.pi))
@@ -320,6 +362,7 @@ class NanToNum(Primitive):
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
     @staticmethod
+    @_quiet
     def backward(ctx, g):
         from .binary import where
 
@@ -352,7 +395,13 @@ def erf_numpy(x: np.ndarray) -> np.ndarray:
     converges fast for x^2 < 2.5; above that, the complement Q(1/2, x^2) = erfc(|x|) comes from
     the Lentz continued fraction. A fixed number of terms keeps it vectorized.
     """
-    x64 = np.asarray(x, dtype=np.float64)
+    with np.errstate(**_QUIET):
+        return _erf_numpy(x)
+
+
+def _erf_numpy(x):
+    # beyond |x| = 7, erf is +-1 to far below float64 precision (erfc(7) ~ 4e-23)
+    x64 = np.clip(np.asarray(x, dtype=np.float64), -7.0, 7.0)
     z = x64 * x64
     small = z < 2.5
     out = np.empty_like(x64)
@@ -381,8 +430,7 @@ def erf_numpy(x: np.ndarray) -> np.ndarray:
         c = np.where(np.abs(c) < tiny, tiny, c)
         d = 1.0 / d
         h = h * d * c
-    with np.errstate(under="ignore"):
-        q = np.exp(-zl) * np.sqrt(zl) * h / math.sqrt(math.pi)
+    q = np.exp(-zl) * np.sqrt(zl) * h / math.sqrt(math.pi)
     out[~small] = np.sign(x64[~small]) * (1.0 - q)
     return out.astype(np.result_type(x), copy=False) if np.ndim(x) else out.astype(
         np.result_type(x))
