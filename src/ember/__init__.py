@@ -12,7 +12,7 @@ The public names mirror PyTorch's: ``ember.tensor``, ``ember.zeros``, ``ember.ma
 :mod:`ember.autograd`.
 """
 
-from . import autograd, ops
+from . import autograd, nn, ops  # noqa: F401
 from .autograd import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.creation import (
     arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full, full_like, linspace,

@@ -151,7 +151,8 @@ def test_cat_stack(dtype):
         check(lambda x, y: ember.cat([x, y]), lambda x, y: torch.cat([x, y]), [a, other])
     for dim in (0, 1, 2, -1, -3):
         check(lambda x, y, d=dim: ember.stack([x, y], d),
-              lambda x, y, d=dim: torch.stack([x, y], d), [a, noncontig(rand(2, 3, dtype=dtype, seed=4))])
+              lambda x, y, d=dim: torch.stack([x, y], d),
+              [a, noncontig(rand(2, 3, dtype=dtype, seed=4))])
     check(lambda x, y: ember.stack([x, y]), lambda x, y: torch.stack([x, y]),
           [np.array(1.0, dtype), np.array(2.0, dtype)])
     check(lambda x, y: ember.hstack([x, y]), lambda x, y: torch.hstack([x, y]), [a, c])

@@ -14,7 +14,7 @@ from . import base, dtypes, random  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .arrays import (  # noqa: F401
     add_into, all_finite, arange_array, as_array, eye_array, linspace_array, copy_into, fill_into, format_tensor, mul_into,
-    numel_of_shape, ones_array, owned_copy, setitem_into, zeros_array,
+    numel_of_shape, ones_array, owned_copy, setitem_into, unique_rows, zeros_array,
 )
 from .base import dtype_of, shape_of  # noqa: F401
 from .binary import *  # noqa: F401,F403

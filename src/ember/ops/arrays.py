@@ -128,3 +128,8 @@ def linspace_array(start, end, steps, dtype) -> np.ndarray:
 
 def eye_array(n, m, dtype) -> np.ndarray:
     return np.eye(n, m, dtype=dtype)
+
+
+def unique_rows(idx) -> np.ndarray:
+    """The distinct values of an integer index array, sorted."""
+    return np.unique(np.asarray(idx))

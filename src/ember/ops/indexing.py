@@ -25,6 +25,7 @@ import numpy as np
 from .base import Primitive, TensorBase, call, normalize_dim, shape_of
 
 __all__ = [
+    "embedding_lookup",
     "getitem", "index_put", "gather", "scatter", "scatter_add", "index_select", "index_add",
     "masked_fill", "masked_select", "take_along_dim", "take", "one_hot", "nonzero", "argwhere",
     "index_mask", "diagonal_mask", "diagonal_embed_like", "index_put_add_zeros",
@@ -965,3 +966,36 @@ def nonzero(input, *, as_tuple: bool = False):
 def argwhere(input):
     """Same as ``nonzero(input)``. Matches ``torch.argwhere``."""
     return nonzero(input)
+
+
+class EmbeddingLookup(Primitive):
+    """Rows of ``weight`` at integer ``idx``; the row ``padding_idx`` gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, weight, idx, padding_idx):
+        ctx.args = (idx, padding_idx, weight.shape)
+        return weight[idx]
+
+    @staticmethod
+    def backward(ctx, g):
+        idx, padding_idx, shape = ctx.args
+        if padding_idx is not None:
+            from .binary import where
+
+            keep = (idx != padding_idx)[..., None]
+            g = where(keep, g, g * 0)
+        return index_put_add_zeros(g, idx, shape), None
+
+
+def embedding_lookup(input, weight, padding_idx=None):
+    """``weight[input]`` for an integer tensor ``input`` (the embedding layer's lookup)."""
+    idx = input._data if isinstance(input, TensorBase) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: expected an integer index tensor (int64), got dtype "
+                        f"{idx.dtype}; convert with .long()")
+    n = shape_of(weight)[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise IndexError(f"embedding: index {int(bad)} is out of range for an embedding table "
+                         f"of {n} rows (valid: 0..{n - 1})")
+    return call(EmbeddingLookup, weight, idx, padding_idx=padding_idx)

@@ -26,6 +26,8 @@ import numpy as np
 from .base import Primitive, TensorBase, call, dtype_of, shape_of
 
 __all__ = [
+    "linear",
+    "orthonormal_columns",
     "matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", "addmm", "addmv",
     "baddbmm", "einsum", "tensordot", "kron",
 ]
@@ -521,3 +523,65 @@ from .binary import mul  # noqa: E402
 from .movement import broadcast_to, reshape, transpose  # noqa: E402
 from .reduce import sum as sum_  # noqa: E402
 from .reduce import sum_to  # noqa: E402
+
+
+def orthonormal_columns(a: np.ndarray) -> np.ndarray:
+    """Q of the QR decomposition of ``a`` with signs fixed so that diag(R) > 0 (no gradient)."""
+    q, r = np.linalg.qr(a)
+    d = np.sign(np.diag(r))
+    d[d == 0] = 1
+    return q * d
+
+
+class Linear(Primitive):
+    """``x @ W^T + b`` in one op (the dense layer). Leading dims of ``x`` are batch dims.
+
+    Backward: dx = g @ W, dW = g^T x (over all batch rows), db = sum of g over batch rows.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        out = np.matmul(x, w.T) if x.ndim <= 2 else np.matmul(
+            x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved
+        sx = shape_of(x)
+        gx = gw = gb = None
+        if _needs(ctx, 0):
+            gx = matmul(g, w)
+        if _needs(ctx, 1) or _needs(ctx, 2):
+            g2 = reshape(g, (-1, shape_of(g)[-1])) if len(sx) != 2 else g
+            if _needs(ctx, 1):
+                x2 = reshape(x, (-1, sx[-1])) if len(sx) != 2 else x
+                gw = matmul(mT(g2), x2) if len(sx) > 1 else outer(g, x)
+            if ctx.has_bias and _needs(ctx, 2):
+                from .reduce import sum as sum_
+
+                gb = sum_(g2, 0) if len(sx) > 1 else g
+        return (gx, gw, gb) if ctx.has_bias else (gx, gw)
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``. Matches ``torch.nn.functional.linear``.
+
+    Shape: input (*, in_features), weight (out_features, in_features), bias (out_features),
+    output (*, out_features).
+    """
+    si, sw = shape_of(input), shape_of(weight)
+    if len(sw) != 2 or not si or si[-1] != sw[1]:
+        raise RuntimeError(f"linear: input of shape {si} does not match weight of shape {sw} "
+                           f"(expected input (*, {sw[-1] if sw else '?'}))")
+    if bias is not None and shape_of(bias) != (sw[0],):
+        raise RuntimeError(f"linear: bias of shape {shape_of(bias)} does not match weight of "
+                           f"shape {sw} (expected ({sw[0]},))")
+    _check_dtypes("linear", input, weight, *([bias] if bias is not None else []))
+    if bias is None:
+        return call(Linear, input, weight)
+    return call(Linear, input, weight, bias)

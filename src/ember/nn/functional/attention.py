@@ -1,0 +1,3 @@
+"""attention functions of ember.nn.functional (see the package docstring)."""
+
+__all__: list = []

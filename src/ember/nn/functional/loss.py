@@ -1,0 +1,3 @@
+"""loss functions of ember.nn.functional (see the package docstring)."""
+
+__all__: list = []

@@ -1,0 +1,3 @@
+"""pooling functions of ember.nn.functional (see the package docstring)."""
+
+__all__: list = []
