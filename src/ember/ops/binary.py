@@ -62,6 +62,9 @@ def check_broadcast(op: str, *operands) -> None:
     shapes = [shape_of(x) for x in operands if x is not None]
     if all(s == shapes[0] for s in shapes[1:]):
         return
+    if len(shapes) == 2 and all(x == y or x == 1 or y == 1
+                                for x, y in zip(reversed(shapes[0]), reversed(shapes[1]))):
+        return  # the common case, without np.broadcast_shapes' overhead
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:
@@ -86,6 +89,11 @@ def promote(a, b, op: str, float_only: bool = False, broadcast: bool = True):
         if sa != sb:
             check_broadcast(op, a, b)
     if da is not None and da is db and not (float_only and da.kind != "f"):
+        return a, b
+    # float tensor with a Python number: the weak scalar keeps the tensor's dtype
+    if db is None and da is not None and da.kind == "f" and type(b) in (float, int):
+        return a, b
+    if da is None and db is not None and db.kind == "f" and type(a) in (float, int):
         return a, b
     if da is None:
         a = _as_scalar(a)

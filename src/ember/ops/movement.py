@@ -7,6 +7,8 @@ bump a shared version counter.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Primitive, TensorBase, call, normalize_dim, shape_of
@@ -74,6 +76,30 @@ class Permute(Primitive):
         return permute(g, tuple(np.argsort(ctx.dims)))
 
 
+def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """A read-only view of ``x`` broadcast to ``shape`` (zero strides on broadcast dims).
+
+    Same result as ``np.broadcast_to``; for a C-contiguous ``x`` it builds the view directly,
+    which costs a fraction of ``np.broadcast_to``'s Python overhead (this runs in the backward
+    pass of every reduction).
+    """
+    if not x.flags.c_contiguous or len(shape) < x.ndim:
+        return np.broadcast_to(x, shape)
+    lead = len(shape) - x.ndim
+    strides = [0] * lead
+    for i, (s, st) in enumerate(zip(x.shape, x.strides)):
+        t = shape[lead + i]
+        if s == t:
+            strides.append(st)
+        elif s == 1:
+            strides.append(0)
+        else:
+            return np.broadcast_to(x, shape)  # let NumPy raise its error
+    out = np.ndarray(shape, dtype=x.dtype, buffer=x, strides=tuple(strides))
+    out.flags.writeable = False
+    return out
+
+
 class BroadcastTo(Primitive):
     """Expand size-1 (or missing leading) dims without copying; backward sums them back."""
 
@@ -82,7 +108,7 @@ class BroadcastTo(Primitive):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return broadcast_view(x, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -279,7 +305,7 @@ def reshape(input, *shape):
     in_shape = shape_of(input)
     if shape == in_shape:
         return input
-    shape = _infer_shape(shape, int(np.prod(in_shape)), "reshape", in_shape)
+    shape = _infer_shape(shape, math.prod(in_shape), "reshape", in_shape)
     if shape == in_shape:
         return input
     return call(Reshape, input, shape=shape)

@@ -45,7 +45,7 @@ class SumTo(Primitive):
         lead = x.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(
             i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
-        out = np.sum(x, axis=axes, keepdims=True) if axes else x
+        out = x.sum(axis=axes, keepdims=True) if axes else x
         return out.reshape(shape) if lead else out
 
     @staticmethod
@@ -64,7 +64,7 @@ class Sum(Primitive):
     @staticmethod
     def forward(ctx, x, axes, keepdim, dtype=None):
         ctx.args = (x.shape, axes, keepdim)
-        return np.asarray(np.sum(x, axis=axes, keepdims=keepdim, dtype=dtype))
+        return np.asarray(x.sum(axis=axes, keepdims=keepdim, dtype=dtype))
 
     @staticmethod
     def backward(ctx, g):
@@ -82,7 +82,7 @@ class Mean(Primitive):
         if n == 0:  # the mean of nothing is nan (np.mean would warn)
             with np.errstate(**_QUIET):
                 return np.asarray(np.sum(x, axis=axes, keepdims=keepdim) / x.dtype.type(0))
-        return np.asarray(np.mean(x, axis=axes, keepdims=keepdim))
+        return np.asarray(x.mean(axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, g):
