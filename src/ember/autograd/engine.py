@@ -28,6 +28,16 @@ from ..ops.base import Context
 from .grad_mode import STATE
 
 _FREED = "freed"
+_TENSOR = []
+
+
+def _tensor_class():
+    """The Tensor class (tensor.py imports this module, so it is looked up on first use)."""
+    if not _TENSOR:
+        from .tensor import Tensor
+
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
 
 
 class Node:
@@ -113,8 +123,12 @@ def _accumulate(store: dict, key, n: int, nr: int, grad) -> None:
 
 
 def _check_versions(node: Node) -> None:
-    for counter, version, what in node.versions:
+    for counter, version, where in node.versions:
         if counter[0] != version:
+            if len(where) == 2 and where[0] == "out":  # ("out", shape)
+                what = f"a tensor of shape {tuple(where[1])} output"
+            else:
+                what = f"a tensor of shape {tuple(where)} input"
             raise RuntimeError(
                 f"{node.name()}: one of the tensors needed for gradient computation ({what}) has "
                 f"been modified by an in-place operation: it was saved at version {version} and "
@@ -150,7 +164,7 @@ def _call_backward(node: Node, grads: list, create_graph: bool, retain_graph: bo
 
 def _graph_context(node: Node):
     """A copy of the node's context whose saved values are Tensors connected to the graph."""
-    from .tensor import Tensor
+    Tensor = _tensor_class()
 
     ctx = node.ctx
     gctx = Context()
@@ -187,13 +201,13 @@ def _validate(node: Node, i: int, g, create_graph: bool):
 
 
 def _wrap_if_array(g):
-    from .tensor import Tensor
+    Tensor = _tensor_class()
 
     return g if isinstance(g, Tensor) else Tensor._make(g)
 
 
 def _run_hooks(hooks: list, grad, create_graph: bool):
-    from .tensor import Tensor
+    Tensor = _tensor_class()
 
     for hook in hooks:
         t = grad if create_graph else Tensor._make(grad)
@@ -235,6 +249,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     # backward formulas record a graph only when create_graph asks for one
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
+    quiet = ops.quiet_fp()
+    quiet.__enter__()
     try:
         _run_nodes(order, node_grads, leaf_grads, create_graph, retain_graph, needed,
                    capture_out, capture_leaf, captured, inputs)
@@ -251,6 +267,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 del g
     finally:
         STATE.enabled = prev_mode
+        quiet.__exit__(None, None, None)
     return captured
 
 
@@ -310,7 +327,7 @@ def _needed_nodes(order: list, capture_leaf: dict, capture_out: dict) -> set:
 
 
 def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
-    from .tensor import Tensor
+    Tensor = _tensor_class()
 
     if create_graph:
         g = g if isinstance(g, Tensor) else Tensor._make(g)

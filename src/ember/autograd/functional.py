@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from .. import ops
 from .engine import run_backward
+from .tensor import Tensor
 
 
 def _as_list(x) -> list:
-    from .tensor import Tensor
-
     if x is None:
         return None
     return [x] if isinstance(x, Tensor) else list(x)
@@ -19,8 +18,6 @@ def _as_list(x) -> list:
 
 def _root_grads(outputs: list, grad_outputs, create_graph: bool, where: str):
     """Check the roots and build their starting gradients (ones for single-element outputs)."""
-    from .tensor import Tensor
-
     roots, grads = [], []
     if grad_outputs is not None and len(grad_outputs) != len(outputs):
         raise RuntimeError(f"{where}: got {len(grad_outputs)} grad_outputs for "
@@ -88,8 +85,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         >>> ember.autograd.grad(dy, x)[0].item()  # d2/dx2 x^3 = 6x
         18.0
     """
-    from .tensor import Tensor
-
     outs = _as_list(outputs)
     ins = _as_list(inputs)
     for i, t in enumerate(ins):

@@ -74,7 +74,11 @@ class Tensor(TensorBase):
     # ------------------------------------------------------------------ recording ops
     @staticmethod
     def _apply_primitive(prim: type[Primitive], args, attrs):
-        """Run a primitive on tensors, recording a graph node when a gradient is needed."""
+        """Run a primitive on tensors, recording a graph node when a gradient is needed.
+
+        This is the hottest path of the framework (every op of every forward pass), so it is
+        written for speed: one pass over the arguments, one forward call, one node.
+        """
         arrays = []
         needs_grad = False
         for a in args:
@@ -91,6 +95,25 @@ class Tensor(TensorBase):
             return _wrap_view(prim, out, args)
         ctx = Context()
         out = _forward(prim, ctx, arrays, attrs)
+        if type(out) is np.ndarray:  # one output: the common case
+            node = _record(prim, ctx, args, arrays, (out,))
+            t = object.__new__(Tensor)
+            t._data = out
+            t._requires_grad = True
+            t.grad = None
+            t.grad_fn = node
+            t._output_nr = 0
+            t._hooks = None
+            t._retains_grad = False
+            if prim.view and isinstance(args[0], Tensor):
+                t._version = args[0]._version
+                t._base = args[0]._base if args[0]._base is not None else args[0]
+            else:
+                t._version = [0]
+                t._base = None
+            if node.versions is not None:
+                _fix_output_versions(node, [t])
+            return t
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)
         outs = tuple(o if type(o) is np.ndarray else np.asarray(o) for o in outs)
@@ -168,8 +191,6 @@ class Tensor(TensorBase):
             create_graph: record the backward pass itself, for higher-order gradients.
             inputs: if given, accumulate only into these tensors' ``.grad``.
         """
-        from .functional import _root_grads
-
         roots, grads = _root_grads([self], None if gradient is None else [gradient],
                                    create_graph, "backward")
         retain = create_graph if retain_graph is None else retain_graph
@@ -535,36 +556,50 @@ def _forward(prim, ctx, arrays, attrs):
 def _wrap_view(prim, out, args):
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    t = Tensor._make(out)
+    t = object.__new__(Tensor)
+    t._data = out
+    t._requires_grad = False
+    t.grad = None
+    t.grad_fn = None
+    t._output_nr = 0
+    t._hooks = None
+    t._retains_grad = False
     if prim.view and isinstance(args[0], Tensor):
         t._version = args[0]._version
         t._base = args[0]._base if args[0]._base is not None else args[0]
+    else:
+        t._version = [0]
+        t._base = None
     return t
 
 
 def _record(prim, ctx, args, arrays, outs) -> Node:
+    """Build the graph node of one op (kept lean: this runs for every recorded op)."""
     edges = []
     in_meta = []
     for a, arr in zip(args, arrays):
         if isinstance(a, Tensor) and a._requires_grad:
-            edges.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
+            fn = a.grad_fn
+            edges.append((a, 0) if fn is None else (fn, a._output_nr))
             in_meta.append((arr.shape, arr.dtype))
         else:
             edges.append(None)
             in_meta.append(None)
-    edges = tuple(edges)
-    node = Node(prim, ctx, edges, tuple(in_meta), tuple((o.shape, o.dtype) for o in outs))
+    node = Node(prim, ctx, tuple(edges), tuple(in_meta),
+                tuple([(o.shape, o.dtype) for o in outs]))
     # lets a backward skip gradients nobody needs (e.g. matmul's for a network's input)
-    ctx.needs_input_grad = tuple(e is not None for e in edges)
+    ctx.needs_input_grad = tuple([e is not None for e in edges])
     saved = ctx.__dict__.get("saved")
     if saved:
         sources, versions = [], []
         for v in saved:
             src = None
-            for a, arr in zip(args, arrays):
-                if v is arr and isinstance(a, Tensor):
-                    src = a
-                    versions.append((a._version, a._version[0], f"{_shape_str(arr)} input"))
+            for i, arr in enumerate(arrays):
+                if v is arr:
+                    a = args[i]
+                    if isinstance(a, Tensor):
+                        src = a
+                        versions.append((a._version, a._version[0], arr.shape))
                     break
             else:
                 for k, o in enumerate(outs):
@@ -586,12 +621,7 @@ def _fix_output_versions(node: Node, results: list) -> None:
     for src in node.saved_from:
         if isinstance(src, tuple):
             t = results[src[1]]
-            node.versions.append((t._version, t._version[0],
-                                  f"{_shape_str(t._data)} output"))
-
-
-def _shape_str(arr) -> str:
-    return f"a tensor of shape {tuple(arr.shape)}"
+            node.versions.append((t._version, t._version[0], ("out", t._data.shape)))
 
 
 def _method(name: str):
@@ -623,6 +653,8 @@ logical_xor isnan isinf isfinite nan_to_num diagonal movedim swapaxes
 for _name in _OPS_METHODS:
     setattr(Tensor, _name, _method(_name))
 del _name
+
+from .functional import _root_grads  # noqa: E402  (functional imports Tensor)
 
 # In-place methods: each is documented in ember.autograd.inplace.
 from . import inplace as _inplace  # noqa: E402

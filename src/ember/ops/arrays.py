@@ -133,3 +133,9 @@ def eye_array(n, m, dtype) -> np.ndarray:
 def unique_rows(idx) -> np.ndarray:
     """The distinct values of an integer index array, sorted."""
     return np.unique(np.asarray(idx))
+
+
+def quiet_fp():
+    """A context in which NumPy computes inf/nan silently, as PyTorch does (used around the
+    whole backward pass, once, instead of around every gradient formula)."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")

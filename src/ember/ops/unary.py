@@ -59,7 +59,6 @@ class Neg(Primitive):
         return np.negative(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         return -g
 
@@ -71,7 +70,6 @@ class Abs(Primitive):
         return np.abs(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         return g * ctx.sign
 
@@ -93,7 +91,6 @@ class Exp(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * y
@@ -108,7 +105,6 @@ class Expm1(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y + 1)
@@ -122,7 +118,6 @@ class Log(Primitive):
             return np.log(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / x
@@ -136,7 +131,6 @@ class Log1p(Primitive):
             return np.log1p(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x + 1)
@@ -150,7 +144,6 @@ class Log2(Primitive):
             return np.log2(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x * math.log(2.0))
@@ -164,7 +157,6 @@ class Log10(Primitive):
             return np.log10(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (x * math.log(10.0))
@@ -179,7 +171,6 @@ class Sqrt(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g / (y * 2)
@@ -196,7 +187,6 @@ class Rsqrt(Primitive):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * y * y) * -0.5
@@ -211,7 +201,6 @@ class Reciprocal(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return -g * y * y
@@ -225,7 +214,6 @@ class Square(Primitive):
             return np.square(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * x * 2
@@ -239,7 +227,6 @@ class Sin(Primitive):
             return np.sin(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * cos(x)
@@ -253,7 +240,6 @@ class Cos(Primitive):
             return np.cos(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return -g * sin(x)
@@ -268,7 +254,6 @@ class Tan(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * y + 1)
@@ -282,7 +267,6 @@ class Tanh(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (1 - y * y)
@@ -301,7 +285,6 @@ class Sigmoid(Primitive):
         return y
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * (y * (1 - y))
@@ -316,7 +299,6 @@ class Erf(Primitive):
         return erf_array(x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * exp(-(x * x)) * (2.0 / math.sqrt(math.pi))
@@ -362,7 +344,6 @@ class NanToNum(Primitive):
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
     @staticmethod
-    @_quiet
     def backward(ctx, g):
         from .binary import where
 
