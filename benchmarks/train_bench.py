@@ -15,9 +15,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, time_call, write_results  # noqa: E402
-
 import ember  # noqa: E402
+from common import machine, time_call, write_results  # noqa: E402
 
 
 def mlp_residual(m):

@@ -12,18 +12,55 @@ The public names mirror PyTorch's: ``ember.tensor``, ``ember.zeros``, ``ember.ma
 :mod:`ember.autograd`.
 """
 
-from . import autograd, nn, ops  # noqa: F401
+from . import (  # noqa: F401
+    autograd,
+    io,  # noqa: F401 - ember.io: safe checkpoints
+    nn,
+    ops,
+    optim,  # noqa: F401 - ember.optim: optimizers, lr schedulers
+)
 from .autograd import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.creation import (
-    arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full, full_like, linspace,
-    logspace, multinomial, normal, ones, ones_like, rand, rand_like, randint, randint_like, randn,
-    randn_like, randperm, tensor, zeros, zeros_like,
+    arange,
+    as_tensor,
+    bernoulli,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    logspace,
+    multinomial,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
 )
+from .io import load, save  # noqa: F401
 from .ops.dtypes import (
     bool_ as bool,  # noqa: A001 - ember.bool like torch.bool
 )
 from .ops.dtypes import (
-    dtype, float16, float32, float64, int8, int16, int32, int64, uint8,
+    dtype,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
 )
 from .ops.random import Generator, default_generator, manual_seed
 
@@ -45,7 +82,7 @@ reshape view_as permute transpose swapaxes swapdims t movedim moveaxis squeeze u
 flatten ravel unflatten broadcast_to broadcast_tensors broadcast_shapes cat concat concatenate
 stack hstack vstack narrow split chunk tensor_split unbind flip fliplr flipud roll tile
 repeat_interleave tril triu clone diagonal
-take_along_dim matmul relu
+take_along_dim matmul relu leaky_relu elu gelu silu softplus one_hot
 gather scatter scatter_add index_select index_add index_put masked_fill masked_select take
 nonzero argwhere
 selu celu threshold softmax log_softmax mm bmm mv dot vdot outer ger inner addmm addmv

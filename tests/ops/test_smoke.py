@@ -1,9 +1,6 @@
-import numpy as np
 import pytest
 
-from tests.oracle import FLOATS, check, noncontig, rand, torch
-
-import ember
+from tests.oracle import FLOATS, check, noncontig, rand
 
 
 @pytest.mark.oracle

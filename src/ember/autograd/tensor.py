@@ -654,10 +654,9 @@ for _name in _OPS_METHODS:
     setattr(Tensor, _name, _method(_name))
 del _name
 
-from .functional import _root_grads  # noqa: E402  (functional imports Tensor)
-
 # In-place methods: each is documented in ember.autograd.inplace.
 from . import inplace as _inplace  # noqa: E402
+from .functional import _root_grads  # noqa: E402  (functional imports Tensor)
 
 for _name in _inplace.INPLACE_METHODS:
     setattr(Tensor, _name, getattr(_inplace, _name))

@@ -41,7 +41,7 @@ class BackwardHookState:
         self.grad_input = [None] * len(args)
         self.pending = len(idx)
         args = list(args)
-        for slot, (i, w) in enumerate(zip(idx, wrapped)):
+        for i, w in zip(idx, wrapped):
             args[i] = w
             w.register_hook(self._input_hook(i))
         return tuple(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .. import ops
-from ..autograd import no_grad
+from ..autograd import creation, no_grad
 
 _GAINS = {"linear": 1.0, "identity": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0,
           "conv_transpose1d": 1.0, "conv_transpose2d": 1.0, "conv_transpose3d": 1.0,
@@ -94,13 +94,13 @@ def dirac_(tensor, groups: int = 1):
         raise ValueError(f"dirac_: dim 0 ({out_ch}) must be divisible by groups ({groups})")
     per = out_ch // groups
     n = min(per, tensor.shape[1])
-    arr = ops.zeros_array(tensor.shape, tensor._data.dtype)
+    # output channel g * per + i copies input channel i (i < n) of group g: one scatter
+    rows = (creation.arange(groups).reshape(-1, 1) * per + creation.arange(n)).reshape(-1)
+    cols = creation.arange(groups * n) % n
     centre = tuple(s // 2 for s in tensor.shape[2:])
-    for g in range(groups):
-        for i in range(n):
-            arr[(g * per + i, i) + centre] = 1
     with no_grad():
-        tensor.copy_(arr)
+        tensor.zero_()
+        tensor[(rows, cols) + centre] = 1.0
     return tensor
 
 

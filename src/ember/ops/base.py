@@ -79,7 +79,7 @@ class Primitive:
 
 
 def call(prim, *args, **attrs):
-    """Run ``prim`` on ``args``: recorded by autograd if a tensor is among them, else plain NumPy."""
+    """Run ``prim`` on ``args``: recorded by autograd if a tensor is among them, else NumPy."""
     for a in args:
         if isinstance(a, TensorBase):
             return a._apply_primitive(prim, args, attrs)

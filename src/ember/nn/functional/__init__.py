@@ -7,9 +7,29 @@ family below lives in its own file: :mod:`.basic` (linear, dropout, embedding, l
 """
 
 from ...ops.activation import (  # noqa: F401
-    celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax,
-    logsigmoid, mish, relu, relu6, selu, silu, softmax, softmin, softplus, softshrink, softsign,
-    tanhshrink, threshold,
+    celu,
+    elu,
+    gelu,
+    glu,
+    hardshrink,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    leaky_relu,
+    log_softmax,
+    logsigmoid,
+    mish,
+    relu,
+    relu6,
+    selu,
+    silu,
+    softmax,
+    softmin,
+    softplus,
+    softshrink,
+    softsign,
+    tanhshrink,
+    threshold,
 )
 from ...ops.indexing import one_hot  # noqa: F401
 from ...ops.linalg import linear  # noqa: F401

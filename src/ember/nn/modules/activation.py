@@ -12,8 +12,10 @@ from ...autograd import creation
 from ..module import Module
 from ..parameter import Parameter
 
-
-__all__ = ["PReLU", "ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus", "Softsign", "Tanhshrink", "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "Hardshrink", "Softshrink", "Threshold", "Softmax", "LogSoftmax", "Softmin", "GLU"]
+__all__ = ["PReLU", "ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+           "Mish", "Sigmoid", "Tanh", "Softplus", "Softsign", "Tanhshrink",
+           "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "Hardshrink",
+           "Softshrink", "Threshold", "Softmax", "LogSoftmax", "Softmin", "GLU"]
 
 
 class _Activation(Module):
@@ -21,6 +23,8 @@ class _Activation(Module):
 
     fn: str = ""
     settings: tuple = ()
+    _positional = False  # repr shows bare values (Hardshrink(0.5))
+    _hide_inplace = False  # repr never shows inplace (Hardswish, Hardsigmoid)
 
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -41,13 +45,25 @@ class _Activation(Module):
         return getattr(ops, self.fn)(input, **kwargs)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{n}={getattr(self, n)}" for n, d in self.settings
-                         if getattr(self, n) != d or n in ("dim",))
+        # PyTorch's format: every setting but inplace, which is shown only when True
+        parts = []
+        for n, _ in self.settings:
+            v = getattr(self, n)
+            if n == "inplace":
+                if v and not self._hide_inplace:
+                    parts.append("inplace=True")
+            elif self._positional:
+                parts.append(f"{v}")
+            else:
+                parts.append(f"{n}={v!r}" if isinstance(v, str) else f"{n}={v}")
+        return ", ".join(parts)
 
 
-def _act(name: str, fn: str, settings=(), doc: str = ""):
-    return type(name, (_Activation,), {"fn": fn, "settings": tuple(settings),
-                                       "__doc__": doc or f"Applies ``{fn}`` elementwise."})
+def _act(name: str, fn: str, settings=(), doc: str = "", **attrs):
+    attrs.update({"fn": fn, "settings": tuple(settings),
+                  "__doc__": (doc or f"Applies ``{fn}`` elementwise.") +
+                  f" Matches ``torch.nn.{name}``."})
+    return type(name, (_Activation,), attrs)
 
 
 ReLU = _act("ReLU", "relu", [("inplace", False)], "max(0, x).")
@@ -69,10 +85,10 @@ Tanhshrink = _act("Tanhshrink", "tanhshrink")
 LogSigmoid = _act("LogSigmoid", "logsigmoid")
 Hardtanh = _act("Hardtanh", "hardtanh", [("min_val", -1.0), ("max_val", 1.0),
                                          ("inplace", False)])
-Hardsigmoid = _act("Hardsigmoid", "hardsigmoid", [("inplace", False)])
-Hardswish = _act("Hardswish", "hardswish", [("inplace", False)])
-Hardshrink = _act("Hardshrink", "hardshrink", [("lambd", 0.5)])
-Softshrink = _act("Softshrink", "softshrink", [("lambd", 0.5)])
+Hardsigmoid = _act("Hardsigmoid", "hardsigmoid", [("inplace", False)], _hide_inplace=True)
+Hardswish = _act("Hardswish", "hardswish", [("inplace", False)], _hide_inplace=True)
+Hardshrink = _act("Hardshrink", "hardshrink", [("lambd", 0.5)], _positional=True)
+Softshrink = _act("Softshrink", "softshrink", [("lambd", 0.5)], _positional=True)
 Threshold = _act("Threshold", "threshold", [("threshold", 0.0), ("value", 0.0),
                                             ("inplace", False)])
 Softmax = _act("Softmax", "softmax", [("dim", None)], "exp(x) / sum(exp(x)) along ``dim``.")

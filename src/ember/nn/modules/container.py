@@ -10,7 +10,6 @@ from collections import OrderedDict
 from ..module import Module
 from ..parameter import Parameter
 
-
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
@@ -196,6 +195,9 @@ class ParameterList(Module):
     def __iter__(self):
         return iter(self._parameters.values())
 
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({k}): {_param_str(p)}" for k, p in self._parameters.items())
+
 
 class ParameterDict(Module):
     """A dict of parameters."""
@@ -225,3 +227,14 @@ class ParameterDict(Module):
 
     def values(self):
         return self._parameters.values()
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({k}): {_param_str(p)}" for k, p in self._parameters.items())
+
+
+def _param_str(p) -> str:
+    """``Parameter containing: [ember.float32 of size 2x3]`` (PyTorch's container format)."""
+    if p is None:
+        return "None"
+    kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+    return f"{kind} containing: [{p.dtype} of size {'x'.join(str(s) for s in p.shape)}]"

@@ -14,7 +14,6 @@ from ..functional import basic as F
 from ..module import Module
 from ..parameter import Parameter
 
-
 __all__ = ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
 
 

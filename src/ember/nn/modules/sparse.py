@@ -8,7 +8,6 @@ from ..functional import basic as F
 from ..module import Module
 from ..parameter import Parameter
 
-
 __all__ = ["Embedding"]
 
 

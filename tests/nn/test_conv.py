@@ -1,0 +1,206 @@
+"""Convolution layers and functions against PyTorch (values, input/weight/bias gradients)."""
+
+import numpy as np
+import pytest
+
+import ember
+from ember import nn
+from ember.nn import functional as F
+from tests.nn.harness import check_module, torch
+from tests.oracle import check
+
+RNG = np.random.default_rng(0)
+# PyTorch warns that it copies the input for even kernels with padding="same"
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+
+def _x(*shape):
+    return RNG.standard_normal(shape)
+
+
+CONV2D_CASES = [
+    # in, out, k, kwargs, input shape
+    (3, 4, 3, {}, (2, 3, 7, 6)),
+    (3, 4, 3, dict(stride=2, padding=1), (2, 3, 9, 8)),
+    (3, 4, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2)), (2, 3, 8, 7)),
+    (4, 6, 3, dict(groups=2, bias=False), (2, 4, 6, 6)),
+    (4, 4, 3, dict(groups=4, padding=1), (3, 4, 5, 5)),  # depthwise
+    (3, 5, 4, dict(padding="same"), (2, 3, 7, 6)),  # even kernel: asymmetric padding
+    (3, 5, 3, dict(padding="same", dilation=2), (2, 3, 7, 6)),
+    (3, 5, 3, dict(padding="valid"), (2, 3, 5, 5)),
+    (2, 3, 1, {}, (2, 2, 4, 3)),  # 1x1
+    (2, 3, 5, dict(padding=2), (1, 2, 5, 5)),
+    (3, 4, 3, dict(padding=1), (3, 5, 5)),  # unbatched
+    (2, 3, 3, dict(padding=2, padding_mode="reflect"), (2, 2, 5, 6)),
+    (2, 3, 3, dict(padding=1, padding_mode="replicate"), (2, 2, 5, 6)),
+    (2, 3, 3, dict(padding=(1, 2), padding_mode="circular"), (2, 2, 5, 6)),
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV2D_CASES, ids=lambda c: str(c[3]) + str(c[4]))
+def test_conv2d_module(case, dtype):
+    cin, cout, k, kw, shape = case
+    check_module(lambda: nn.Conv2d(cin, cout, k, **kw), lambda: torch.nn.Conv2d(cin, cout, k, **kw),
+                 [_x(*shape)], dtype=dtype)
+
+
+CONV1D_CASES = [
+    (1, 25, 5, dict(stride=2, padding=1), (4, 1, 40)),
+    (25, 25, 3, dict(stride=2, padding=1), (4, 25, 19)),
+    (4, 6, 3, dict(groups=2, dilation=2, bias=False), (2, 4, 11)),
+    (3, 3, 4, dict(padding="same"), (2, 3, 9)),
+    (3, 2, 3, dict(padding=2, padding_mode="reflect"), (2, 3, 8)),
+    (3, 2, 3, {}, (3, 8)),
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV1D_CASES, ids=lambda c: str(c[3]) + str(c[4]))
+def test_conv1d_module(case, dtype):
+    cin, cout, k, kw, shape = case
+    check_module(lambda: nn.Conv1d(cin, cout, k, **kw), lambda: torch.nn.Conv1d(cin, cout, k, **kw),
+                 [_x(*shape)], dtype=dtype)
+
+
+TRANSPOSE_CASES = [
+    (3, 4, 3, {}, (2, 3, 5, 4)),
+    (3, 4, 3, dict(stride=2, padding=1, output_padding=1), (2, 3, 4, 5)),
+    (4, 6, (3, 2), dict(stride=(2, 3), groups=2, bias=False), (2, 4, 3, 4)),
+    (2, 3, 3, dict(dilation=2, padding=2, stride=2, output_padding=(1, 0)), (1, 2, 4, 4)),
+    (2, 2, 2, dict(stride=2), (2, 3, 3)),  # unbatched
+    (4, 4, 3, dict(groups=4, stride=2, padding=1), (2, 4, 3, 3)),
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: str(c[3]) + str(c[4]))
+def test_conv_transpose2d_module(case, dtype):
+    cin, cout, k, kw, shape = case
+    check_module(lambda: nn.ConvTranspose2d(cin, cout, k, **kw),
+                 lambda: torch.nn.ConvTranspose2d(cin, cout, k, **kw), [_x(*shape)], dtype=dtype)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kw", [dict(), dict(stride=3, padding=1, output_padding=2),
+                                dict(groups=3, dilation=2)])
+def test_conv_transpose1d_module(kw):
+    check_module(lambda: nn.ConvTranspose1d(3, 6, 3, **kw),
+                 lambda: torch.nn.ConvTranspose1d(3, 6, 3, **kw), [_x(2, 3, 7)],
+                 dtype=np.float64)
+
+
+@pytest.mark.oracle
+def test_conv_transpose2d_output_size():
+    x = _x(2, 3, 5, 5)
+    for size in [(9, 9), (10, 9), [2, 4, 10, 10]]:
+        check_module(lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1),
+                     lambda: torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1), [x],
+                     forward_kwargs=dict(output_size=size), dtype=np.float64)
+    with pytest.raises(ValueError, match="ConvTranspose2d.*valid sizes"):
+        nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)(ember.tensor(x), output_size=(11, 9))
+
+
+@pytest.mark.oracle
+def test_functional_conv_and_transpose():
+    x, w, b = _x(2, 4, 6, 5), _x(6, 2, 3, 3), _x(6)
+    check(lambda x, w, b: F.conv2d(x, w, b, stride=(1, 2), padding=(2, 1), groups=2),
+          lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride=(1, 2), padding=(2, 1),
+                                                     groups=2), [x, w, b])
+    g, wt, bt = _x(2, 6, 4, 3), _x(6, 2, 3, 3), _x(4)
+    check(lambda g, w, b: F.conv_transpose2d(g, w, b, stride=2, padding=1, output_padding=1,
+                                             groups=2, dilation=1),
+          lambda g, w, b: torch.nn.functional.conv_transpose2d(g, w, b, 2, 1, 1, 2, 1),
+          [g, wt, bt])
+    check(lambda x, w: F.conv1d(x, w, padding="same", dilation=3),
+          lambda x, w: torch.nn.functional.conv1d(x, w, padding="same", dilation=3),
+          [_x(2, 3, 10), _x(4, 3, 2)])
+    check(lambda x, w: F.conv3d(x, w, stride=2, padding=1),
+          lambda x, w: torch.nn.functional.conv3d(x, w, stride=2, padding=1),
+          [_x(1, 2, 5, 4, 5), _x(3, 2, 3, 2, 3)])
+    check(lambda x, w: F.conv_transpose1d(x, w, stride=2),
+          lambda x, w: torch.nn.functional.conv_transpose1d(x, w, stride=2),
+          [_x(2, 3, 5), _x(3, 2, 4)])
+
+
+def _t(a):
+    return ember.tensor(a, requires_grad=True)
+
+
+def test_gradcheck_conv2d_second_order():
+    x, w, b = _t(_x(2, 4, 5, 5)), _t(_x(4, 2, 3, 2)), _t(_x(4))
+
+    def f(x, w, b):
+        return F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+
+    assert ember.autograd.gradcheck(f, (x, w, b))
+    assert ember.autograd.gradgradcheck(f, (x, w, b))
+
+
+def test_gradcheck_conv_transpose2d_second_order():
+    x, w, b = _t(_x(2, 4, 3, 3)), _t(_x(4, 3, 3, 2)), _t(_x(6))
+
+    def f(x, w, b):
+        return F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2)
+
+    assert ember.autograd.gradcheck(f, (x, w, b))
+    assert ember.autograd.gradgradcheck(f, (x, w, b))
+
+
+@pytest.mark.oracle
+def test_double_backward_matches_torch():
+    x, w = _x(2, 3, 6, 6), _x(4, 3, 3, 3)
+    ex, ew = _t(x), _t(w)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    ey = (F.conv2d(ex, ew, stride=2, padding=1) ** 2).sum()
+    ty = (torch.nn.functional.conv2d(tx, tw, stride=2, padding=1) ** 2).sum()
+    (egx,) = ember.autograd.grad([ey], [ex], create_graph=True)
+    (tgx,) = torch.autograd.grad(ty, tx, create_graph=True)
+    (egx * egx).sum().backward()
+    (tgx * tgx).sum().backward()
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_parameters_and_init():
+    m = nn.Conv2d(6, 16, 5, groups=2)
+    assert m.weight.shape == (16, 3, 5, 5) and m.bias.shape == (16,)
+    bound = 1 / np.sqrt(3 * 25)
+    w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert np.abs(b).max() <= bound and np.abs(b).std() > 0
+    t = nn.ConvTranspose2d(4, 6, 3, groups=2)
+    assert t.weight.shape == (4, 3, 3, 3)
+    assert np.abs(t.bias.detach().numpy()).max() <= 1 / np.sqrt(27)
+    assert "stride=(2, 2)" in repr(nn.Conv2d(1, 2, 3, stride=2))
+    assert m.weight.dtype == ember.float32
+
+
+def test_errors():
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3))
+    with pytest.raises(ValueError) as e:
+        conv(ember.zeros(32, 28, 28))
+    assert "Conv2d '0': expected input of shape (N, 3, H, W) or (3, H, W), got (32, 28, 28)" \
+        in str(e.value)
+    with pytest.raises(ValueError, match=r"Conv1d.*\(N, 2, L\)"):
+        nn.Conv1d(2, 2, 3)(ember.zeros(1, 3, 8))
+    with pytest.raises(RuntimeError, match="kernel size"):
+        nn.Conv2d(3, 8, 5)(ember.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.Conv2d(3, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        nn.Conv2d(3, 8, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        F.conv2d(ember.zeros(1, 3, 5, 5), ember.zeros(2, 3, 3, 3), stride=2, padding="same")
+    with pytest.raises(ValueError, match="invalid padding string"):
+        F.conv1d(ember.zeros(1, 3, 5), ember.zeros(2, 3, 3), padding="full")
+    with pytest.raises(RuntimeError, match="channels"):
+        F.conv2d(ember.zeros(1, 4, 5, 5), ember.zeros(2, 3, 3, 3))
+    with pytest.raises(RuntimeError, match="4-D"):
+        F.conv2d(ember.zeros(5, 5), ember.zeros(2, 3, 3, 3))
+    with pytest.raises(ValueError, match="output padding must be smaller"):
+        F.conv_transpose2d(ember.zeros(1, 2, 3, 3), ember.zeros(2, 2, 3, 3), stride=2,
+                           output_padding=2)
