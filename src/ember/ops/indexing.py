@@ -274,6 +274,39 @@ class Index(Primitive):
         return call(IndexAddZeros, g, key=ctx.key, shape=ctx.shape)
 
 
+def scatter_add_rows(out: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
+    """``out[idx] += g`` along axis 0 with repeated indices accumulating (``np.add.at``).
+
+    ``np.add.at`` handles one element at a time; for large updates this groups the positions
+    by how many times their index was seen before (rank 0, 1, 2, ...) and adds each rank's
+    rows with one vectorized fancy-index add (indices within a rank are distinct). The number
+    of rounds is the largest multiplicity, usually a handful.
+    """
+    flat = idx.reshape(-1)
+    rows = g.reshape((flat.size,) + out.shape[1:])
+    if rows.size < 65536 or flat.size < 2:
+        np.add.at(out, flat, rows)
+        return
+    order = np.argsort(flat, kind="stable")
+    sorted_idx = flat[order]
+    start = np.empty(flat.size, dtype=bool)
+    start[0] = True
+    np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=start[1:])
+    first = np.flatnonzero(start)
+    rank = np.arange(flat.size) - first[np.cumsum(start) - 1]
+    for r in range(int(rank.max()) + 1):
+        sel = order[rank == r]
+        out[flat[sel]] += rows[sel]
+
+
+def _row_key(key):
+    """The integer array when ``key`` selects rows only (``x[idx]``), else None."""
+    k = key[0] if isinstance(key, tuple) and len(key) == 1 else key
+    if isinstance(k, np.ndarray) and k.dtype.kind in "iu":
+        return k
+    return None
+
+
 class IndexAddZeros(Primitive):
     """zeros(shape) with ``g`` added at NumPy key ``key`` (repeated indices accumulate)."""
 
@@ -283,6 +316,8 @@ class IndexAddZeros(Primitive):
         out = np.zeros(shape, dtype=g.dtype)
         if _unique_targets(key):
             out[key] = g
+        elif (rows := _row_key(key)) is not None:
+            scatter_add_rows(out, rows, g)
         else:
             np.add.at(out, key, g)
         return out

@@ -434,11 +434,10 @@ def broadcast_to(input, *shape):
     in_shape = shape_of(input)
     if shape == in_shape:
         return input
-    try:
-        np.broadcast_shapes(in_shape, shape)
-    except ValueError:
-        raise RuntimeError(f"broadcast_to: cannot broadcast shape {in_shape} to {shape}") \
-            from None
+    if len(shape) < len(in_shape) or any(
+            s != t and s != 1 for s, t in zip(reversed(in_shape), reversed(shape))):
+        raise RuntimeError(f"broadcast_to: cannot broadcast shape {in_shape} to {shape} (each "
+                           f"dim, aligned from the right, must match or be 1)")
     return call(BroadcastTo, input, shape=shape)
 
 

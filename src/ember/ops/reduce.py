@@ -30,10 +30,12 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 
 
 def _expand_back(g, shape: tuple, axes: tuple, keepdim: bool):
-    """Broadcast a reduced gradient back to the input's shape."""
-    if not keepdim:
-        g = reshape(g, _kept_shape(shape, axes))
-    return broadcast_to(g, shape)
+    """Broadcast a reduced gradient back to the input's shape (shapes are known to be valid,
+    so the primitives are called directly, skipping the public functions' checks)."""
+    kept = _kept_shape(shape, axes)
+    if not keepdim and shape_of(g) != kept:
+        g = call(Reshape, g, shape=kept)
+    return g if kept == tuple(shape) else call(BroadcastTo, g, shape=tuple(shape))
 
 
 class SumTo(Primitive):
@@ -535,6 +537,6 @@ def count_nonzero(input, dim=None):
 
 
 # used in backward formulas (imported last: these modules import this one)
-from .movement import broadcast_to, reshape  # noqa: E402
+from .movement import BroadcastTo, Reshape, broadcast_to, reshape  # noqa: E402
 from .unary import abs as abs_  # noqa: E402
 from .unary import exp, sign  # noqa: E402
