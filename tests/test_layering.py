@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "ember"
-ORDER = ["ops", "autograd", "nn", "optim", "data", "train", "io", "cli"]
+ORDER = ["ops", "autograd", "io", "nn", "optim", "data", "train", "recipes", "cli"]
 
 
 def _imports(path: pathlib.Path) -> set:
