@@ -86,7 +86,7 @@ take_along_dim matmul relu leaky_relu elu gelu silu softplus one_hot
 gather scatter scatter_add index_select index_add index_put masked_fill masked_select take
 nonzero argwhere
 selu celu threshold softmax log_softmax mm bmm mv dot vdot outer ger inner addmm addmv
-baddbmm einsum tensordot kron
+baddbmm einsum tensordot kron sort argsort topk unique msort
 """.split()
 
 for _name in _OPS:

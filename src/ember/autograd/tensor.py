@@ -648,7 +648,8 @@ gather scatter scatter_add index_select index_add masked_fill masked_select take
 take index_put nonzero argwhere
 softmax log_softmax dot outer mm bmm mv vdot ger inner addmm addmv baddbmm kron
 hardshrink eq ne lt le gt ge logical_and logical_or logical_not
-logical_xor isnan isinf isfinite nan_to_num diagonal movedim swapaxes
+logical_xor isnan isinf isfinite nan_to_num diagonal movedim swapaxes sort argsort topk unique
+msort t
 """.split()
 for _name in _OPS_METHODS:
     setattr(Tensor, _name, _method(_name))

@@ -50,4 +50,5 @@ from .pool import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .reduce import sum_to  # noqa: F401
 from .rnn import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403
