@@ -14,10 +14,12 @@ The public names mirror PyTorch's: ``ember.tensor``, ``ember.zeros``, ``ember.ma
 
 from . import (  # noqa: F401
     autograd,
+    data,  # ember.data: datasets, DataLoader, transforms, tokenizer
     io,  # noqa: F401 - ember.io: safe checkpoints
     nn,
     ops,
     optim,  # noqa: F401 - ember.optim: optimizers, lr schedulers
+    train,  # ember.train: Trainer, callbacks, metrics, plots
 )
 from .autograd import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.creation import (
