@@ -97,20 +97,7 @@ class Tensor(TensorBase):
         out = _forward(prim, ctx, arrays, attrs)
         if type(out) is np.ndarray:  # one output: the common case
             node = _record(prim, ctx, args, arrays, (out,))
-            t = object.__new__(Tensor)
-            t._data = out
-            t._requires_grad = True
-            t.grad = None
-            t.grad_fn = node
-            t._output_nr = 0
-            t._hooks = None
-            t._retains_grad = False
-            if prim.view and isinstance(args[0], Tensor):
-                t._version = args[0]._version
-                t._base = args[0]._base if args[0]._base is not None else args[0]
-            else:
-                t._version = [0]
-                t._base = None
+            t = _wrap_view(prim, out, args, node)
             if node.versions is not None:
                 _fix_output_versions(node, [t])
             return t
@@ -553,14 +540,17 @@ def _forward(prim, ctx, arrays, attrs):
         raise type(e)(f"{name}: {e} ({shapes})") from e
 
 
-def _wrap_view(prim, out, args):
+def _wrap_view(prim, out, args, node=None):
+    """A new tensor around ``out`` (the output of ``prim`` on ``args``, recorded as ``node``);
+    a view shares its input's version counter and base. Written out rather than through
+    ``Tensor._make`` because it runs for every op."""
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     t = object.__new__(Tensor)
     t._data = out
-    t._requires_grad = False
+    t._requires_grad = node is not None
     t.grad = None
-    t.grad_fn = None
+    t.grad_fn = node
     t._output_nr = 0
     t._hooks = None
     t._retains_grad = False
