@@ -1,21 +1,8 @@
-"""``python -m ember``: entry point (the ``demo`` command for now)."""
+"""``python -m ember``: the ``ember`` command (see :mod:`ember.cli`), including ``demo``."""
 
 import sys
 
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m ember demo    # train a small network with ember's autograd")
-        return 0
-    if argv[0] == "demo":
-        from .demo import main as demo
-
-        demo()
-        return 0
-    print(f"ember: unknown command {argv[0]!r}; valid commands: demo", file=sys.stderr)
-    return 2
-
+from ember.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,250 @@
+"""The recipe registry and the run directory.
+
+A *recipe* is a named, documented configuration: a model (from :mod:`ember.recipes.models`),
+a dataset (from :func:`ember.data.load_dataset` or generated locally), hyperparameters with
+sensible defaults, a ``quick`` variant (a few steps on a tiny subset, for tests) and a task
+type that says what a trained run can do:
+
+=============== =============================================================================
+task            what a run directory supports
+=============== =============================================================================
+``classify``    ``evaluate`` (accuracy, macro-F1, confusion matrix) and ``predict`` on
+                feature vectors (numbers) or on text (tweets)
+``translate``   ``evaluate`` (exact match with greedy decoding, BLEU) and ``translate``
+``generate``    ``evaluate`` (bits per character on validation) and ``generate``
+=============== =============================================================================
+
+Running a recipe writes a *run directory*::
+
+    config.json            recipe name, task and hyperparameters (enough to rebuild the model)
+    last.safetensors       the full training state (Trainer's ModelCheckpoint), for --resume
+    best.safetensors       the state at the best validation loss
+    metrics.csv            one row per epoch (CSVLogger)
+    history.json           the same as JSON (History.to_dict)
+    learning_curves.png    loss and metrics per epoch
+    confusion_matrix.png   classifiers only
+    tokenizer*.json        text recipes: the vocabulary fitted on the training split
+    summary.json           final test metrics, wall time, machine, command
+
+``list_recipes()`` names the recipes; ``get_recipe(name)`` returns one (an unknown name raises
+``ValueError`` listing the valid ones).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+import ember
+
+__all__ = ["Recipe", "RecipeError", "register", "list_recipes", "get_recipe", "COMMON_KEYS",
+           "write_json", "read_json", "machine_info"]
+
+# hyperparameters every recipe has (the command line can override them)
+COMMON_KEYS = ("epochs", "steps", "lr", "batch_size", "seed")
+
+
+class RecipeError(ValueError):
+    """A user error (bad name, input or run directory): the command line prints it on one
+    line and exits with status 2."""
+
+
+_RECIPES: dict = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    if recipe.name in _RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} is registered twice")
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def _ensure_loaded() -> None:
+    if not _RECIPES:
+        from . import tasks  # noqa: F401  (registers the built-in recipes)
+
+
+def list_recipes() -> list[str]:
+    """The names of the recipes, in the order of the course (perceptron first)."""
+    _ensure_loaded()
+    return list(_RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; ``ValueError`` (a :class:`RecipeError`) names the valid
+    ones otherwise."""
+    _ensure_loaded()
+    if name not in _RECIPES:
+        raise RecipeError(f"unknown recipe {name!r}; valid recipes: {', '.join(_RECIPES)}")
+    return _RECIPES[name]
+
+
+def write_json(path, obj) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, ensure_ascii=False, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def machine_info() -> dict:
+    return {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "ember": ember.__version__}
+
+
+class Recipe:
+    """Base class: a named configuration that trains, evaluates and serves one model.
+
+    Subclasses set ``name``, ``description`` (one line), ``task``, ``defaults`` and ``quick``
+    (overrides for a run of a few seconds), and implement :meth:`train_run` and
+    :meth:`load_model`, plus the task's serving methods (``predict``, ``translate`` or
+    ``generate``) and :meth:`test`.
+    """
+
+    name: str = ""
+    description: str = ""
+    task: str = "classify"
+    defaults: dict = {}
+    quick: dict = {}
+    doc: str = ""
+
+    # ---------------------------------------------------------------- configuration
+    def config(self, quick: bool = False, **overrides) -> dict:
+        """The hyperparameters: defaults, then ``quick`` ones, then non-None overrides."""
+        cfg = {"epochs": 1, "steps": None, "lr": 1e-3, "batch_size": 32, "seed": 0}
+        cfg.update(self.defaults)
+        if quick:
+            cfg.update(self.quick)
+        cfg["quick"] = bool(quick)
+        if overrides.get("epochs") is not None and overrides.get("steps") is None:
+            cfg["steps"] = None  # an explicit number of epochs replaces the default steps
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in cfg:
+                raise RecipeError(f"recipe {self.name!r} has no hyperparameter {key!r}; valid: "
+                                  f"{', '.join(sorted(cfg))}")
+            cfg[key] = value
+        self.check_config(cfg)
+        return cfg
+
+    def check_config(self, cfg: dict) -> None:
+        for key in ("epochs", "batch_size"):
+            if cfg.get(key) is not None and int(cfg[key]) < 1:
+                raise RecipeError(f"{key} must be >= 1, got {cfg[key]}")
+        if cfg.get("steps") is not None and int(cfg["steps"]) < 1:
+            raise RecipeError(f"steps must be >= 1, got {cfg['steps']}")
+        if not (cfg.get("lr") is None or float(cfg["lr"]) > 0):
+            raise RecipeError(f"lr must be > 0, got {cfg['lr']}")
+
+    @staticmethod
+    def epochs_for(cfg: dict, batches_per_epoch: int) -> int:
+        """``steps`` (when set) as a number of epochs of ``batches_per_epoch`` batches."""
+        if cfg.get("steps"):
+            return max(1, math.ceil(int(cfg["steps"]) / max(1, batches_per_epoch)))
+        return int(cfg["epochs"])
+
+    # ---------------------------------------------------------------- running
+    def run(self, out_dir, cfg: dict | None = None, resume: bool = False, verbose: int = 0,
+            command: str | None = None) -> dict:
+        """Train into ``out_dir`` (resuming from its last checkpoint with ``resume``), test,
+        and write the run directory; returns the summary (also ``summary.json``)."""
+        cfg = dict(cfg if cfg is not None else self.config())
+        out_dir = os.fspath(out_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        write_json(os.path.join(out_dir, "config.json"),
+                   {"recipe": self.name, "task": self.task, "config": cfg})
+        start = time.perf_counter()
+        ember.manual_seed(int(cfg["seed"]))
+        result = self.train_run(out_dir, cfg, resume=resume, verbose=verbose)
+        summary = {"recipe": self.name, "task": self.task, "config": cfg,
+                   "test": result.get("test", {}),
+                   "wall_time_s": round(time.perf_counter() - start, 3),
+                   "machine": machine_info(),
+                   "command": command or f"ember train {self.name}"}
+        for key, value in result.items():
+            if key != "test":
+                summary[key] = value
+        write_json(os.path.join(out_dir, "summary.json"), summary)
+        return summary
+
+    def train_run(self, out_dir: str, cfg: dict, resume: bool, verbose: int) -> dict:
+        raise NotImplementedError
+
+    def load_model(self, run_dir: str, cfg: dict, which: str = "auto"):
+        """The trained model of a run directory (and whatever it needs: tokenizers)."""
+        raise NotImplementedError
+
+    def test(self, run_dir: str, cfg: dict, which: str = "auto") -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"Recipe({self.name!r}, task={self.task!r})"
+
+
+def _check_run_dir(run_dir) -> dict:
+    run_dir = os.fspath(run_dir)
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isdir(run_dir):
+        raise RecipeError(f"no run directory {run_dir!r}; train one with 'ember train RECIPE "
+                          f"--out {run_dir}'")
+    if not os.path.isfile(path):
+        raise RecipeError(f"{run_dir!r} is not a run directory (no config.json); train one with "
+                          f"'ember train RECIPE --out DIR'")
+    try:
+        meta = read_json(path)
+        return meta
+    except (OSError, ValueError) as e:
+        raise RecipeError(f"{path!r} is not a valid run configuration ({e})") from None
+
+
+def open_run(run_dir) -> tuple:
+    """``(recipe, config)`` of a run directory (``RecipeError`` when it is not one)."""
+    meta = _check_run_dir(run_dir)
+    recipe = get_recipe(meta.get("recipe", "?"))
+    return recipe, meta["config"]
+
+
+def checkpoint_path(run_dir, which: str = "auto", prefer: str = "best") -> str:
+    """``best.safetensors`` or ``last.safetensors`` of a run (``auto``: ``prefer`` if it
+    exists, else the other)."""
+    run_dir = os.fspath(run_dir)
+    if which not in ("auto", "best", "last"):
+        raise RecipeError(f"unknown checkpoint {which!r}; valid: auto, best, last")
+    order = [which] if which != "auto" else [prefer, "last" if prefer == "best" else "best"]
+    for name in order:
+        path = os.path.join(run_dir, f"{name}.safetensors")
+        if os.path.isfile(path):
+            return path
+    raise RecipeError(f"run directory {run_dir!r} has no {' or '.join(order)} checkpoint; "
+                      f"train (or resume) it first")
+
+
+def load_weights(model, path: str):
+    state = ember.load(path)
+    model.load_state_dict(state["model"] if isinstance(state, dict) and "model" in state
+                          else state)
+    model.eval()
+    return model
