@@ -68,6 +68,10 @@ from .ops.random import Generator, default_generator, manual_seed
 
 __version__ = "0.1.0"
 
+# Keep freed large arrays in the heap (fewer page faults per training step); see
+# ember.ops.arrays.tune_allocator. EMBER_MALLOC_TUNING=0 disables it.
+ops.arrays.tune_allocator()
+
 half, float, double, long, int, short = float16, float32, float64, int64, int32, int16  # noqa: A001
 
 # Functions taken as they are from ember.ops (each documented there).

@@ -139,3 +139,29 @@ def quiet_fp():
     """A context in which NumPy computes inf/nan silently, as PyTorch does (used around the
     whole backward pass, once, instead of around every gradient formula)."""
     return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+
+
+def tune_allocator() -> bool:
+    """Keep freed large arrays in the process heap instead of returning them to the OS.
+
+    glibc's malloc hands multi-MB blocks (every activation and gradient of a mid-sized layer)
+    straight back to the kernel when they are freed, so the next training step page-faults
+    every page of its temporaries in again: measured at ~8,000 minor faults and ~29 ms of
+    system time per Transformer training step here, about 20% of the step. Raising the mmap
+    and trim thresholds keeps that memory in the heap for reuse. Process-wide and glibc-only;
+    set ``EMBER_MALLOC_TUNING=0`` to leave the allocator alone. Returns whether it applied.
+    """
+    import ctypes
+    import os
+    import sys
+
+    if os.environ.get("EMBER_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # glibc; elsewhere this fails and nothing changes
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+    return bool(mallopt(m_trim_threshold, 256 * 1024 * 1024) == 1 and ok)
