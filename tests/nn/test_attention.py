@@ -430,3 +430,154 @@ def test_mha_is_causal_hint_uses_mask():
     mask = np.triu(np.full((L, L), -np.inf), 1)
     check_mha(dict(embed_dim=E, num_heads=H), qkv_arrays()[:1], self_attn=True,
               attn_mask=mask, is_causal=True, need_weights=False)
+
+
+# ============================================================================ fast paths
+def _split_heads(x, heads, batch_first):
+    """q, k, v (N, H, L, D) from a packed (N, L, 3E) / (L, N, 3E) tensor, with plain ops."""
+    n0, n1, e3 = x.shape
+    d = e3 // (3 * heads)
+    x = x.reshape(n0, n1, 3, heads, d)
+    x = x.permute(2, 0, 3, 1, 4) if batch_first else x.permute(2, 1, 3, 0, 4)
+    return x[0], x[1], x[2]
+
+
+def _merge_heads(o, batch_first):
+    n, h, length, d = o.shape
+    if batch_first:
+        return o.permute(0, 2, 1, 3).reshape(n, length, h * d)
+    return o.permute(2, 0, 1, 3).reshape(length, n, h * d)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("case", ["plain", "causal", "bool", "float_grad", "weights",
+                                  "dropout"])
+def test_packed_attention_matches_split_heads(batch_first, case):
+    """ops.packed_attention == fused_attention on the split heads (values and gradients)."""
+    n, length, heads, d = 2, 5, 3, 4
+    shape = (n, length, 3 * heads * d) if batch_first else (length, n, 3 * heads * d)
+    x = randn(*shape)
+    mask, kw = None, dict(scale=0.4)
+    if case == "causal":
+        kw["causal"] = True
+    elif case == "bool":
+        mask = RNG.random((n, 1, length, length)) < 0.6
+        mask[..., 0] = True
+        mask[0, 0, 1] = False  # a fully masked row
+    elif case == "float_grad":
+        mask = randn(1, heads, length, length)
+    elif case == "weights":
+        kw.update(need_weights=True)
+    elif case == "dropout":
+        kw.update(dropout_p=0.3, need_weights=True)
+    results = []
+    for packed in (True, False):
+        xt = ember.tensor(x, requires_grad=True)
+        mt = None
+        if mask is not None:
+            mt = ember.tensor(mask, requires_grad=mask.dtype.kind == "f")
+        ember.manual_seed(7)
+        if packed:
+            res = ember.ops.packed_attention(xt, mt, num_heads=heads, batch_first=batch_first,
+                                             **kw)
+        else:
+            q, k, v = _split_heads(xt, heads, batch_first)
+            res = ember.ops.fused_attention(q, k, v, mt, **kw)
+        out, w = res if isinstance(res, tuple) else (res, None)
+        if not packed:
+            out = _merge_heads(out, batch_first)
+        loss = (out * ember.tensor(np.cos(np.arange(out.numel())).reshape(out.shape))).sum()
+        if w is not None:
+            loss = loss + (w * w).sum()
+        loss.backward()
+        results.append((out.detach().numpy(), xt.grad.numpy(),
+                        None if mt is None or mt.grad is None else mt.grad.numpy()))
+    (o1, g1, m1), (o2, g2, m2) = results
+    np.testing.assert_allclose(o1, o2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
+    if case == "float_grad":
+        np.testing.assert_allclose(m1, m2, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_packed_attention_gradcheck_and_gradgradcheck(batch_first):
+    shape = (2, 3, 12) if batch_first else (3, 2, 12)
+    x = ember.tensor(randn(*shape), requires_grad=True)
+    fm = ember.tensor(randn(3, 3), requires_grad=True)
+
+    def f(x, m=None):
+        return ember.ops.packed_attention(x, m, num_heads=2, scale=0.5,
+                                          batch_first=batch_first)
+
+    assert ember.autograd.gradcheck(f, (x, fm))
+    assert ember.autograd.gradgradcheck(f, (x,))
+    assert ember.autograd.gradgradcheck(
+        lambda x: ember.ops.packed_attention(x, num_heads=2, scale=0.5, causal=True,
+                                             batch_first=batch_first), (x,))
+
+
+def test_mha_self_attention_double_backward_uses_packed_path():
+    m = nn.MultiheadAttention(E, H, batch_first=True).double()
+    x = ember.tensor(randn(2, L, E), requires_grad=True)
+    mask = ember.tensor(np.triu(np.full((L, L), -np.inf), 1))
+    assert ember.autograd.gradgradcheck(
+        lambda x: m(x, x, x, attn_mask=mask, need_weights=False)[0], (x,))
+    assert ember.autograd.gradgradcheck(lambda x: m(x, x, x)[0], (x,))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kind", ["float", "bool"])
+def test_mha_causal_mask_is_detected_and_matches_torch(kind):
+    mask = np.triu(np.ones((L, L), bool), 1)
+    if kind == "float":
+        mask = np.where(mask, -np.inf, 0.0)
+    m = nn.MultiheadAttention(E, H).double()
+    x = ember.tensor(qkv_arrays()[0])
+    assert m._mask_for(ember.tensor(mask), None, True, N, L, L, x.dtype) == (None, True)
+    check_mha(dict(embed_dim=E, num_heads=H), qkv_arrays()[:1], self_attn=True,
+              attn_mask=mask, need_weights=False)
+    check_mha(dict(embed_dim=E, num_heads=H), qkv_arrays()[:1], self_attn=True,
+              attn_mask=mask, need_weights=True)
+
+
+def test_mha_mask_analysis_cache_follows_in_place_changes():
+    torch.manual_seed(0)
+    tm = torch.nn.MultiheadAttention(E, H).double()
+    em = nn.MultiheadAttention(E, H).double()
+    em.load_state_dict({k: ember.tensor(v.detach().numpy()) for k, v in
+                        tm.state_dict().items()})
+    x = qkv_arrays()[0]
+    mask_np = np.triu(np.full((L, L), -np.inf), 1)
+    emask, tmask = ember.tensor(mask_np.copy()), torch.tensor(mask_np.copy())
+    ex, tx = ember.tensor(x), torch.tensor(x)
+    for step in range(3):
+        eo = em(ex, ex, ex, attn_mask=emask, need_weights=False)[0]
+        to = tm(tx, tx, tx, attn_mask=tmask, need_weights=False)[0]
+        np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-9,
+                                   atol=1e-12)
+        if step == 0:  # an in-place change: no longer causal
+            emask[0, 1] = 0.0
+            tmask[0, 1] = 0.0
+        elif step == 1:
+            emask.add_(0.5)
+            tmask.add_(0.5)
+
+
+def test_mha_requires_grad_mask_is_not_cached_and_gets_gradient():
+    m = nn.MultiheadAttention(E, H, batch_first=True).double()
+    x = ember.tensor(randn(2, L, E))
+    mask = ember.tensor(np.triu(np.full((L, L), -1e9), 1) * 0.0, requires_grad=True)
+    out, _ = m(x, x, x, attn_mask=mask)
+    out.sum().backward()
+    assert mask.grad is not None and mask.grad.shape == (L, L)
+    assert "_mask_cache" not in m.__dict__ or m.__dict__["_mask_cache"][0] is not mask
+
+
+def test_mha_inference_no_grad_matches_training_path():
+    m = nn.MultiheadAttention(E, H, batch_first=True).double()
+    x = ember.tensor(randn(2, L, E))
+    mask = ember.tensor(np.triu(np.full((L, L), -np.inf), 1))
+    ref = m(x, x, x, attn_mask=mask)[0].detach().numpy()
+    with ember.no_grad():
+        out = m(x, x, x, attn_mask=mask)[0].numpy()
+    np.testing.assert_array_equal(out, ref)

@@ -204,3 +204,93 @@ def test_errors():
     with pytest.raises(ValueError, match="output padding must be smaller"):
         F.conv_transpose2d(ember.zeros(1, 2, 3, 3), ember.zeros(2, 2, 3, 3), stride=2,
                            output_padding=2)
+
+
+# ------------------------------------------------------------------ fast ("wide") im2col path
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", [
+    # LeNet-5 and MNIST-1D shapes (large enough to use the pooled buffers)
+    (2, dict(stride=1, padding=2), (16, 1, 28, 28), (6, 1, 5, 5)),
+    (2, dict(stride=1), (16, 6, 14, 14), (16, 6, 5, 5)),
+    (1, dict(stride=2, padding=1), (100, 1, 40), (25, 1, 5)),
+    (1, dict(stride=2, padding=1), (100, 25, 19), (25, 25, 3)),
+    # strides that do not divide the padded width, dilation, asymmetric sizes
+    (2, dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1)), (3, 4, 13, 17), (5, 4, 3, 4)),
+    (1, dict(stride=3, dilation=2), (4, 3, 23), (2, 3, 4)),
+    (3, dict(stride=(1, 2, 2), padding=1), (2, 2, 5, 6, 7), (3, 2, 2, 3, 3)),
+], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_wide_path(case, dtype):
+    nd, kw, xs, ws = case
+    ef, tf = getattr(F, f"conv{nd}d"), getattr(torch.nn.functional, f"conv{nd}d")
+    # float32 weight gradients sum thousands of terms: only the summation order differs
+    tol = dict(grad_rtol=1e-3, grad_atol=1e-3) if dtype == np.float32 else {}
+    check(lambda x, w, b: ef(x, w, b, **kw), lambda x, w, b: tf(x, w, b, **kw),
+          [_x(*xs).astype(dtype), _x(*ws).astype(dtype), _x(ws[0]).astype(dtype)], **tol)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("bad", ["x_inf", "x_nan", "w_inf", "g_nan"])
+def test_conv_non_finite_matches_torch(bad):
+    """A garbage column of the wide layout must not leak a NaN/inf into the gradients."""
+    x, w, g = _x(2, 3, 7, 6), _x(4, 3, 3, 3), _x(2, 4, 7, 6)
+    if bad == "x_inf":
+        x[0, 1, 2, 5] = np.inf  # last column: read by the garbage columns of other rows
+    elif bad == "x_nan":
+        x[1, 0, 0, 0] = np.nan
+    elif bad == "w_inf":
+        w[1, 2, 0, 2] = -np.inf
+    else:
+        g[0, 3, 1, 5] = np.nan
+    ex, ew = _t(x), _t(w)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    ey = F.conv2d(ex, ew, padding=1)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1)
+    np.testing.assert_allclose(ey.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    ey.backward(ember.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_conv_buffer_reuse_is_safe():
+    """Pooled column/result buffers are never handed out while a graph or tensor holds them."""
+    m = nn.Conv2d(3, 8, 3, padding=1)
+    x1 = ember.tensor(_x(8, 3, 32, 32).astype(np.float32), requires_grad=True)
+    x2 = ember.tensor(_x(8, 3, 32, 32).astype(np.float32), requires_grad=True)
+    y1, y2 = m(x1), m(x2)  # two graphs alive at once, same shapes
+    y1_before = y1.detach().numpy().copy()
+    y3 = m(x2)  # a third call while y1 and y2 are alive
+    np.testing.assert_array_equal(y1.detach().numpy(), y1_before)
+    np.testing.assert_array_equal(y3.detach().numpy(), y2.detach().numpy())
+    y1.sum().backward()
+    g1 = m.weight.grad.numpy().copy()
+    m.weight.grad = None
+    (y2 * 2).sum().backward()
+    tm = torch.nn.Conv2d(3, 8, 3, padding=1)
+    with torch.no_grad():
+        tm.weight.copy_(torch.tensor(m.weight.detach().numpy()))
+        tm.bias.copy_(torch.tensor(m.bias.detach().numpy()))
+    tx1, tx2 = (torch.tensor(x.detach().numpy(), requires_grad=True) for x in (x1, x2))
+    tm(tx1).sum().backward()
+    np.testing.assert_allclose(g1, tm.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+    tm.weight.grad = None
+    (tm(tx2) * 2).sum().backward()
+    np.testing.assert_allclose(m.weight.grad.numpy(), tm.weight.grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(x1.grad.numpy(), tx1.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_module_lean_path_checks():
+    """The module's lean path still rejects what the full path rejects."""
+    m = nn.Conv2d(3, 4, 5)
+    with pytest.raises(ValueError, match="Conv2d.*expected input"):
+        m(ember.zeros(1, 2, 8, 8))  # wrong channel count
+    with pytest.raises(RuntimeError, match="Conv2d.*kernel size"):
+        m(ember.zeros(1, 3, 4, 8))  # smaller than the kernel
+    with pytest.raises(RuntimeError, match="dtype"):
+        m(ember.zeros(1, 3, 8, 8, dtype=ember.float64))
+    m.stride = (2, 2)  # attributes changed after construction are honoured
+    assert m(ember.zeros(1, 3, 9, 9)).shape == (1, 4, 3, 3)
+    m.weight = nn.Parameter(ember.zeros(4, 3, 3, 3))
+    assert m(ember.zeros(1, 3, 9, 9)).shape == (1, 4, 4, 4)

@@ -192,3 +192,84 @@ def test_errors():
         F.interpolate(ember.zeros(1, 1, 5), size=3, mode="nearest", align_corners=True)
     with pytest.raises(ValueError, match="exactly one"):
         F.interpolate(ember.zeros(1, 1, 5))
+
+
+# ------------------------------------------------------------------ non-overlapping fast path
+BLOCK = [
+    ((4, 6, 28, 28), dict(kernel_size=2)),  # LeNet-5
+    ((4, 16, 10, 10), dict(kernel_size=2, stride=2)),
+    ((2, 3, 9, 7), dict(kernel_size=2)),  # odd sizes: the last row/column is dropped
+    ((2, 3, 9, 8), dict(kernel_size=(3, 2))),
+    ((2, 3, 8, 6), dict(kernel_size=2, ceil_mode=True)),  # exact tiling in ceil mode
+    ((2, 3, 9, 7), dict(kernel_size=2, ceil_mode=True)),  # partial windows: general path
+    ((2, 3, 8, 8), dict(kernel_size=2, padding=1)),  # padding: general path
+    ((3, 5, 8), dict(kernel_size=2)),  # unbatched
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,kw", BLOCK, ids=str)
+def test_max_pool2d_block(shape, kw, dtype):
+    x = _x(*shape)
+    x[..., ::3, :] = np.maximum(x[..., ::3, :], 0.0)  # some zeros: ties inside windows
+    x = np.maximum(x, -0.5).round(1)  # many exact ties
+    check_module(lambda: nn.MaxPool2d(**kw), lambda: torch.nn.MaxPool2d(**kw), [x], dtype=dtype)
+    check(lambda a: F.max_pool2d(a, **kw), lambda a: TF.max_pool2d(a, **kw), [x.astype(dtype)])
+    e, ei = F.max_pool2d(ember.tensor(x), return_indices=True, **kw)
+    t, ti = TF.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+    np.testing.assert_array_equal(ei.numpy(), ti.numpy())
+    np.testing.assert_array_equal(e.numpy(), t.numpy())
+
+
+@pytest.mark.oracle
+def test_max_pool_block_ties_nan_inf():
+    x = np.zeros((2, 2, 4, 6))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = 1.0  # tie between offsets 1 and 2: the first wins
+    x[0, 1, :2, :2] = [[np.nan, 2.0], [np.nan, 3.0]]  # two NaNs: PyTorch keeps the last
+    x[1, 0, 2:, 2:4] = [[5.0, np.nan], [np.nan, np.nan]]
+    x[1, 1, 0, :2] = [-np.inf, -np.inf]
+    x[1, 1, 1, :2] = [-np.inf, -np.inf]  # an all -inf window
+    x[1, 1, 2, 4] = np.inf
+    for kw in (dict(kernel_size=2), dict(kernel_size=(2, 3)), dict(kernel_size=(1, 2))):
+        e, ei = F.max_pool2d(ember.tensor(x), return_indices=True, **kw)
+        t, ti = TF.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+        np.testing.assert_array_equal(ei.numpy(), ti.numpy())
+        np.testing.assert_array_equal(e.numpy(), t.numpy())
+        check(lambda a, kw=kw: nn.MaxPool2d(**kw)(a),
+              lambda a, kw=kw: torch.nn.MaxPool2d(**kw)(a), [x])
+    # a non-finite upstream gradient lands only on the argmax (never inf * 0 = NaN)
+    ex, tx = ember.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g = np.ones((2, 2, 2, 3))
+    g[0, 0, 0, 0] = np.inf
+    F.max_pool2d(ex, 2).backward(ember.tensor(g))
+    TF.max_pool2d(tx, 2).backward(torch.tensor(g))
+    np.testing.assert_array_equal(ex.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.oracle
+def test_max_pool_block_1d_3d_and_strided_input():
+    check_module(lambda: nn.MaxPool1d(2), lambda: torch.nn.MaxPool1d(2), [_x(3, 4, 11)])
+    check_module(lambda: nn.MaxPool3d(2), lambda: torch.nn.MaxPool3d(2), [_x(2, 2, 4, 5, 6)])
+    x = _x(2, 3, 8, 10)
+    check(lambda a: F.max_pool2d(a.transpose(2, 3), 2),  # a non-contiguous input
+          lambda a: TF.max_pool2d(a.transpose(2, 3), 2), [x])
+    check(lambda a: F.max_pool2d(a[:, :, 1:, ::2], 2), lambda a: TF.max_pool2d(a[:, :, 1:, ::2], 2),
+          [x])
+
+
+def test_max_pool_block_double_backward():
+    x = ember.tensor(_x(2, 3, 6, 4), requires_grad=True)
+    assert ember.autograd.gradcheck(lambda a: F.max_pool2d(a, 2), (x,))
+    assert ember.autograd.gradgradcheck(lambda a: F.max_pool2d(a, 2) ** 2, (x,))
+    assert ember.autograd.gradgradcheck(lambda a: nn.MaxPool2d(2)(a) ** 2, (x,))
+
+
+def test_max_pool_module_attribute_change():
+    m = nn.MaxPool2d(2)
+    x = ember.tensor(_x(1, 2, 6, 6))
+    assert m(x).shape == (1, 2, 3, 3)
+    m.stride, m.padding = 1, 1  # overlapping windows now: the general path
+    np.testing.assert_array_equal(m(x).numpy(), TF.max_pool2d(torch.tensor(x.numpy()), 2, 1, 1))
+    with pytest.raises(RuntimeError, match="MaxPool2d.*too small"):
+        nn.MaxPool2d(3)(ember.tensor(_x(1, 2, 2, 6)))

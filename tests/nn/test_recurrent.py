@@ -450,3 +450,131 @@ def test_error_names_path():
     net = Net()
     with pytest.raises(ValueError, match=r"LSTM 'rnn': expected input of shape \(L, N, 64\)"):
         net.rnn(ember.zeros(32, 50))
+
+
+# ---------------------------------------------------------------------------- fast paths
+# Equal-length batches run a dense NumPy kernel (both directions of a bidirectional layer
+# stepped together); create_graph=True runs the general differentiable path instead, so the
+# two must agree.
+_FAST = [("RNN_TANH", 0), ("RNN_RELU", 0), ("LSTM", 0), ("LSTM", 2), ("GRU", 0)]
+
+
+def _seq_args(mode, proj, B=3, T=4, H=5, seed=0, reverse=False):
+    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    Hout = proj or H
+    arrays = [_rand(T * B, G * H, seed=seed), _rand(B, Hout, seed=seed + 1),
+              _rand(G * H, Hout, seed=seed + 2) * 0.5, _rand(G * H, seed=seed + 3),
+              _rand(B, H, seed=seed + 4) if mode == "LSTM" else None,
+              _rand(Hout, H, seed=seed + 5) * 0.5 if proj else None]
+    return [None if a is None else ember.tensor(a, requires_grad=True) for a in arrays]
+
+
+def _loss(res):
+    return sum(((r * r).sum() if k % 2 else (r * r * r).sum()) for k, r in enumerate(res))
+
+
+@pytest.mark.parametrize("mode,proj", _FAST)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_dense_fast_path_matches_general_path(mode, proj, reverse):
+    args = _seq_args(mode, proj)
+    leaves = [a for a in args if a is not None]
+    res = ember.ops.rnn_sequence(mode, *args, batch_sizes=(3,) * 4, reverse=reverse)
+    fast = ember.autograd.grad(_loss(res), leaves)
+    res = ember.ops.rnn_sequence(mode, *args, batch_sizes=(3,) * 4, reverse=reverse)
+    general = ember.autograd.grad(_loss(res), leaves, create_graph=True)
+    for a, b in zip(fast, general):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **T64)
+
+
+@pytest.mark.parametrize("mode,proj", _FAST)
+def test_bidirectional_kernel_matches_two_directions(mode, proj):
+    fw, bw = _seq_args(mode, proj, seed=0), _seq_args(mode, proj, seed=10)
+    leaves = [a for a in fw + bw if a is not None]
+    both = ember.ops.rnn_bidirectional(mode, tuple(fw), tuple(bw), (3,) * 4)
+    g_both = ember.autograd.grad(_loss(both), leaves)
+    one = ember.ops.rnn_sequence(mode, *fw, batch_sizes=(3,) * 4) + \
+        ember.ops.rnn_sequence(mode, *bw, batch_sizes=(3,) * 4, reverse=True)
+    g_one = ember.autograd.grad(_loss(one), leaves)
+    for a, b in zip(both, one):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), **T64)
+    for a, b in zip(g_both, g_one):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), **T64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wide_bidirectional_and_last_state_only(mode):
+    # hidden 40: the per-direction GEMM branch; the loss reads only h_n (zero output gradient)
+    class EW(ember.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = getattr(ember.nn, mode)(IN, 40, bidirectional=True, batch_first=True)
+
+        def forward(self, x):
+            h = self.m(x)[1]
+            return h[0] if mode == "LSTM" else h
+
+    class TW(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = getattr(torch.nn, mode)(IN, 40, bidirectional=True, batch_first=True)
+
+        def forward(self, x):
+            h = self.m(x)[1]
+            return h[0] if mode == "LSTM" else h
+
+    check_module(EW, TW, [_rand(N, 7, IN)], dtype=np.float64)
+    check_module(EW, TW, [_rand(N, 7, IN)], dtype=np.float32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retain_graph_backward_twice_and_recycled_buffers(mode):
+    m = getattr(ember.nn, mode)(IN, HID, bidirectional=True).double()
+    x = ember.tensor(_rand(L, N, IN), requires_grad=True)
+    out = m(x)[0]
+    loss = (out * out).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.numpy().copy()
+    m(ember.tensor(_rand(L, N, IN, seed=9)))[0].sum().backward()  # reuses scratch buffers
+    x.grad = None
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), first, **T64)
+
+
+def test_rnn_bidirectional_errors():
+    fw = _seq_args("GRU", 0)
+    bw = _seq_args("GRU", 0, H=4)
+    with pytest.raises(RuntimeError, match="inconsistent shapes|differ"):
+        ember.ops.rnn_bidirectional("GRU", tuple(fw), tuple(bw), (3,) * 4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_outputs_and_gradients_survive_buffer_reuse(mode):
+    # outputs and input gradients live in recycled buffers: they must stay intact while held
+    m = getattr(ember.nn, mode)(IN, HID).double()
+    x = ember.tensor(_rand(L, N, IN), requires_grad=True)
+    out = m(x)[0]
+    out.sum().backward()
+    kept_out, kept_grad = out.detach().numpy().copy(), x.grad.numpy().copy()
+    for seed in (5, 6):
+        x2 = ember.tensor(_rand(L, N, IN, seed=seed), requires_grad=True)
+        (m(x2)[0] * 3.0).sum().backward()
+    np.testing.assert_array_equal(out.detach().numpy(), kept_out)
+    np.testing.assert_array_equal(x.grad.numpy(), kept_grad)
+
+
+@pytest.mark.parametrize("mode,proj", _FAST)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_no_grad_inference_path_matches(mode, proj, bidirectional):
+    # without autograd the kernels keep nothing for backward (a separate loop for LSTM)
+    kw = dict(proj_size=proj) if proj else {}
+    if mode.startswith("RNN"):
+        kw["nonlinearity"] = mode[4:].lower()
+    m = getattr(ember.nn, mode[:4].rstrip("_"))(IN, HID, 2, bidirectional=bidirectional,
+                                                **kw).double()
+    x = ember.tensor(_rand(L, N, IN))
+    with_graph = m(x)
+    with ember.no_grad():
+        without = m(x)
+    flat = lambda r: [r[0]] + (list(r[1]) if isinstance(r[1], tuple) else [r[1]])  # noqa: E731
+    for a, b in zip(flat(with_graph), flat(without)):
+        np.testing.assert_array_equal(a.detach().numpy(), b.numpy())

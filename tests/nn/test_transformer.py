@@ -320,3 +320,71 @@ def test_positional_encoding_dropout_double_and_errors():
         pe(ember.zeros(9, 1, 4, dtype=ember.float64))
     with pytest.raises(ValueError, match=r"PositionalEncoding: expected input of shape"):
         pe(ember.zeros(3, 1, 5))
+
+
+# ============================================================================ layer-norm fast path
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+@pytest.mark.parametrize("shape", [(3, 5, 8), (4, 6, 2, 3)])
+def test_layer_norm_rows_fast_path_matches_torch(dtype, affine, shape):
+    """LayerNorm over trailing dims (the row-wise fast path of ops.norm_affine)."""
+    ns = shape[2:] if len(shape) == 4 else shape[-1:]
+    x = randn(*shape).astype(dtype) * 3 + 1
+    w = randn(*ns).astype(dtype) if affine != "none" else None
+    b = randn(*ns).astype(dtype) if affine == "both" else None
+    g = randn(*shape).astype(dtype)
+    outs = []
+    for lib in (ember, torch):
+        xt = lib.tensor(x, requires_grad=True)
+        wt = None if w is None else lib.tensor(w, requires_grad=True)
+        bt = None if b is None else lib.tensor(b, requires_grad=True)
+        y = lib.nn.functional.layer_norm(xt, ns, wt, bt, eps=1e-5)
+        y.backward(lib.tensor(g))
+        outs.append([y.detach().numpy(), xt.grad.numpy()]
+                    + [t.grad.numpy() for t in (wt, bt) if t is not None])
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+    for e, t in zip(*outs):
+        assert e.dtype == t.dtype
+        np.testing.assert_allclose(e, t, **tol)
+
+
+def test_layer_norm_rows_fast_path_double_backward_and_fallbacks():
+    x = ember.tensor(randn(2, 3, 4), requires_grad=True)
+    w = ember.tensor(randn(4), requires_grad=True)
+    b = ember.tensor(randn(4), requires_grad=True)
+
+    def f(x, w, b):
+        return nn.functional.layer_norm(x, (4,), w, b)
+
+    assert ember.autograd.gradcheck(f, (x, w, b))
+    assert ember.autograd.gradgradcheck(f, (x, w, b))
+    # a non-contiguous input takes the general path: same numbers
+    xt = ember.tensor(randn(4, 3, 2)).permute(2, 1, 0)
+    fast = nn.functional.layer_norm(xt.contiguous(), (4,), w, b).detach().numpy()
+    slow = nn.functional.layer_norm(xt, (4,), w, b).detach().numpy()
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_norm_saves_no_normalized_copy():
+    """Only the input (and per-row statistics) are kept for backward, as in PyTorch."""
+    x = ember.tensor(randn(4, 8), requires_grad=True)
+    w = ember.tensor(np.ones(8), requires_grad=True)
+    b = ember.tensor(np.zeros(8), requires_grad=True)
+    y = nn.functional.layer_norm(x, (8,), w, b)
+    ctx = y.grad_fn.ctx
+    assert not hasattr(ctx, "xhat")
+    assert ctx.saved[0] is x._data
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_causal_lm_encoder_train_step_matches_torch(batch_first):
+    """The benchmark's shape of model (causal float mask + is_causal, dropout 0): packed
+    attention, detected causal mask and layer-norm fast path, float32, against PyTorch."""
+    def make(lib):
+        layer = lib.nn.TransformerEncoderLayer(D, NH, FF, dropout=0.0, batch_first=batch_first)
+        return lib.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    masks = dict(mask=causal_np(L))
+    e, t = pair(make, lambda m, x, **k: m(x, is_causal=True, **k), np.float32, masks)
+    check_module(e, t, [seq(L, batch_first).astype(np.float32)], dtype=np.float32)

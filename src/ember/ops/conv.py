@@ -3,10 +3,12 @@
 Matches: the math of ``torch.nn.functional.conv{1,2,3}d`` and ``conv_transpose{1,2,3}d`` (the
 argument parsing lives in :mod:`ember.nn.functional.conv`).
 
-Design. A convolution is *im2col + one GEMM*: the padded input is unfolded into columns
-``(N, C, *kernel, *out)`` by one strided slice copy per kernel offset (never a loop over pixels,
-channels or batch elements), then multiplied by the weight viewed as ``(groups, O/groups, K)``.
-The three primitives below are the three bilinear maps of one trilinear form
+Design. A convolution is *im2col + one GEMM*. With ``groups == 1`` (the fast path, see
+"wide plans" below) the padded input is unfolded by a single strided copy into columns
+``(C * prod(k), N * prod(out))`` and every GEMM is one 2-D BLAS call; with groups the columns
+are ``(N, C, *kernel, *out)``, one strided slice copy per kernel offset, multiplied by the weight
+viewed as ``(groups, O/groups, K)``. Never a loop over pixels, channels or batch elements. The
+three primitives below are the three bilinear maps of one trilinear form
 ``<g, conv(x, w)>``, so each one's gradients are the other two:
 
 - :class:`ConvNd` ``y = conv(x, w)``: dx = conv_transpose(g, w), dw = conv_weight(x, g);
@@ -21,6 +23,10 @@ already unfolded for the weight gradient.
 """
 
 from __future__ import annotations
+
+import math
+import sys
+import threading
 
 import numpy as np
 
@@ -110,6 +116,187 @@ def _gemm_weight(cols, g, groups):
     return np.matmul(gm, cm.transpose(0, 1, 3, 2)).sum(0)
 
 
+# ---------------------------------------------------------------------------- "wide" plans
+# The fast path (groups == 1) lays the zero-padded input out as one flat, channel-major buffer
+# (C, N, *padded) whose last spatial dim is rounded up to ``stride * Q``. Along that dim the output
+# grid is computed ``Q >= out`` wide: for every kernel offset the columns are then one strided
+# view of the buffer whose innermost run spans whole output rows (2-D, stride 1: ``out_rows * Q``
+# contiguous elements; 1-D: all ``N * Q`` outputs of a channel), so the unfold is one copy with
+# long inner loops; the extra ("garbage") columns ``Q - out`` are dropped after the GEMM.
+# Columns are ``(K, M)`` with ``K = C * prod(k)`` and ``M = N * prod(out[:-1]) * Q``, so forward,
+# weight gradient and input gradient are each one 2-D GEMM. A garbage column reads real input
+# values (finite or not): the results that could see one (weight/input gradients) are checked
+# for non-finite values and then recomputed exactly by the reference path.
+_PLANS: dict = {}
+
+
+class _Plan:
+    __slots__ = ("n", "c", "nd", "out", "q", "padded", "plane", "total", "inner", "cshape",
+                 "cstrides", "offs", "vshape", "vstrides", "m", "k", "wide_shape", "crop",
+                 "swap", "bshape", "small", "size", "cn_shape")
+
+    def __init__(self, xs, ksize, stride, pads, dilation, out_size):
+        if out_size is None:
+            out_size = conv_out_size(xs[2:], ksize, stride, pads, dilation)
+        n, c = xs[:2]
+        nd = len(ksize)
+        spatial = xs[2:]
+        padded = [s + lo + hi for s, (lo, hi) in zip(spatial, pads)]
+        q = -(-padded[-1] // stride[-1])
+        padded[-1] = q * stride[-1]
+        rows = [1] * nd  # element strides of the padded spatial dims
+        for j in range(nd - 2, -1, -1):
+            rows[j] = rows[j + 1] * padded[j + 1]
+        plane = rows[0] * padded[0]
+        offs = [sum(o * d * r for o, d, r in zip(off, dilation, rows))
+                for off in np.ndindex(*ksize)]
+        ostr = tuple(s * r for s, r in zip(stride, rows))
+        vshape = (c, n) + tuple(out_size[:-1]) + (q,)
+        vstrides = (n * plane, plane) + ostr
+        last = (c - 1) * n * plane + (n - 1) * plane + \
+            sum((v - 1) * st for v, st in zip(vshape[2:], ostr)) + max(offs)
+        self.n, self.c, self.nd = n, c, nd
+        self.out, self.q, self.padded, self.plane = tuple(out_size), q, tuple(padded), plane
+        self.total = max(n * c * plane, last + 1)
+        self.inner = (slice(None), slice(None)) + tuple(
+            slice(lo, lo + s) for s, (lo, _) in zip(spatial, pads))
+        self.k = c * len(offs)
+        # columns view (C, *k, N, *out[:-1], Q) of the buffer, in elements
+        kstr = tuple(d * r for d, r in zip(dilation, rows))
+        self.cshape = (c,) + tuple(ksize) + (n,) + tuple(out_size[:-1]) + (q,)
+        self.cstrides = (n * plane,) + kstr + (plane,) + ostr
+        self.offs, self.vshape, self.vstrides = offs, vshape, vstrides
+        self.m = n * math.prod(out_size[:-1]) * q
+        self.wide_shape = (n,) + tuple(out_size[:-1]) + (q,)
+        self.crop = (slice(None),) * (nd + 1) + (slice(0, out_size[-1]),)
+        self.swap = (1, 0) + tuple(range(2, nd + 2))
+        self.bshape = (-1,) + (1,) * nd
+        # small problems skip the buffer pool (its bookkeeping costs more than malloc there)
+        self.small = self.k * self.m < 65536
+        self.size = n * c * plane
+        self.cn_shape = (c, n) + tuple(padded)
+
+
+def _plan(xs, ksize, stride, pads, dilation, out_size=None) -> _Plan:
+    key = (xs, ksize, stride, pads, dilation, out_size)
+    p = _PLANS.get(key)
+    if p is None:
+        if len(_PLANS) > 512:
+            _PLANS.clear()
+        p = _PLANS[key] = _Plan(xs, ksize, stride, pads, dilation, out_size)
+    return p
+
+
+def _strided(buf, shape, strides, offset=0):
+    """A view of the flat contiguous ``buf`` (strides in elements)."""
+    it = buf.itemsize
+    return np.ndarray(shape, buf.dtype, buf, offset * it, tuple(s * it for s in strides))
+
+
+# Large temporaries (columns, GEMM results) are reused across calls: a fresh multi-megabyte
+# array costs a page fault per 4 KiB on first touch, often more than the copy itself. A buffer
+# is handed out again only when nothing but the pool refers to it (a graph still holding the
+# columns of an earlier forward keeps its buffer).
+_QUIET = dict(invalid="ignore", over="ignore")
+_POOL_LIMIT = 1 << 28  # at most 256 MiB kept for reuse, per thread
+_TLS = threading.local()  # one pool per thread: a buffer is never shared between threads
+
+
+def _workspace(tag, shape, dtype, zero: bool = False) -> np.ndarray:
+    """An array of ``shape``: a pooled one that nothing else refers to any more, else new.
+
+    Also used for results handed to the caller: a result is recycled only after every tensor,
+    graph node and view that held it has released it (its reference count says so)."""
+    pool = getattr(_TLS, "pool", None)
+    if pool is None or len(pool) > 64:
+        pool = _TLS.pool = {}
+        _TLS.nbytes = 0
+    key = (tag, shape, dtype)
+    bufs = pool.get(key)
+    if bufs is None:
+        bufs = pool[key] = []
+    for a in bufs:
+        if sys.getrefcount(a) <= 3:  # the pool's list, this loop and getrefcount's argument
+            return a
+    a = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    if len(bufs) < 4 and _TLS.nbytes + a.nbytes <= _POOL_LIMIT:
+        bufs.append(a)
+        _TLS.nbytes += a.nbytes
+    return a
+
+
+def _new(shape, dtype, tag="out") -> np.ndarray:
+    """An uninitialised result array (pooled when large: see :func:`_workspace`)."""
+    if math.prod(shape) < 32768:
+        return np.empty(shape, dtype)
+    return _workspace(tag, shape, dtype)
+
+
+def _wide_cols(x, p: _Plan) -> np.ndarray:
+    """Columns (K, M) of x (N, C, *S) under plan ``p`` (one padded copy + one unfold copy)."""
+    # one buffer per plan and dtype, zeroed when created: only the interior is ever written,
+    # so the padding and the tail stay zero across reuses
+    buf = _workspace(p, (p.total,), x.dtype, zero=True)
+    buf[:p.size].reshape(p.cn_shape)[p.inner] = x.transpose(p.swap)
+    if p.small:
+        return _strided(buf, p.cshape, p.cstrides).reshape(p.k, p.m)
+    cols = _workspace("cols", (p.k, p.m), x.dtype)
+    np.copyto(cols.reshape(p.cshape), _strided(buf, p.cshape, p.cstrides))
+    return cols
+
+
+def _wide_grad(g, p: _Plan) -> np.ndarray:
+    """g (N, O, *out) as (O, M) on the wide grid, zeros in the extra columns."""
+    o = g.shape[1]
+    gw = np.empty((o,) + p.wide_shape, g.dtype) if p.small else \
+        _workspace("grad", (o,) + p.wide_shape, g.dtype)
+    wo = p.out[-1]
+    gw[..., :wo] = g.transpose(p.swap)
+    if p.q > wo:
+        gw[..., wo:] = 0
+    return gw.reshape(o, p.m)
+
+
+def _wide_output(y, p: _Plan, b, dtype) -> np.ndarray:
+    """(O, M) GEMM result -> (N, O, *out) contiguous, bias added in the same pass."""
+    o = y.shape[0]
+    v = y.reshape((o,) + p.wide_shape)[p.crop].transpose(p.swap)
+    out = _new((p.n, o) + p.out, dtype)
+    if b is None:
+        np.copyto(out, v)
+    else:
+        np.add(v, b.reshape(p.bshape), out=out)
+    return out
+
+
+def _gemm(a, b, tag):
+    """``a @ b`` (2-D) into a reused buffer."""
+    if a.shape[0] * b.shape[1] < 65536:
+        return a @ b
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = _workspace(tag, (a.shape[0], b.shape[1]), dtype)
+    return np.matmul(a, b, out=out)
+
+
+def _wide_col2im(cg, p: _Plan) -> np.ndarray:
+    """Adjoint of :func:`_wide_cols`: cg (K, M) added back into (N, C, *S) (one add/offset)."""
+    buf = _workspace("col2im", (p.total,), cg.dtype)
+    buf.fill(0)
+    nk = len(p.offs)
+    cgv = cg.reshape((p.c, nk) + p.vshape[1:])
+    for j, off in enumerate(p.offs):
+        v = _strided(buf, p.vshape, p.vstrides, off)
+        np.add(v, cgv[:, j], out=v)
+    full = buf[:p.n * p.c * p.plane].reshape((p.c, p.n) + p.padded)[p.inner].transpose(p.swap)
+    out = _new(full.shape, full.dtype)
+    np.copyto(out, full)
+    return out
+
+
+def _finite(a) -> bool:
+    return bool(np.isfinite(a).all()) if a.dtype.kind in "fc" else True
+
+
 def _bias_shape(nd: int, c: int) -> tuple:
     return (c,) + (1,) * nd
 
@@ -122,17 +309,27 @@ class ConvNd(Primitive):
     def forward(ctx, x, w, b=None, *, stride, pads, dilation, groups, out_size=None):
         nd = x.ndim - 2
         ksize = w.shape[2:]
-        if out_size is None:
-            out_size = conv_out_size(x.shape[2:], ksize, stride, pads, dilation)
-        cols = im2col(x, ksize, stride, pads, dilation, out_size)
-        out = _gemm_forward(cols, w, groups).reshape((x.shape[0], w.shape[0]) + tuple(out_size))
-        if b is not None:
-            out += b.reshape(_bias_shape(nd, w.shape[0]))
+        if groups == 1:
+            p = _plan(x.shape, ksize, stride, pads, dilation, out_size)
+            cols = _wide_cols(x, p)
+            with np.errstate(**_QUIET):  # inf * 0 gives NaN silently, as in PyTorch
+                y = _gemm(w.reshape(w.shape[0], p.k), cols, "y")
+                out = _wide_output(y, p, b, y.dtype)
+            del y
+        else:
+            if out_size is None:
+                out_size = conv_out_size(x.shape[2:], ksize, stride, pads, dilation)
+            cols = im2col(x, ksize, stride, pads, dilation, out_size)
+            out = _gemm_forward(cols, w, groups).reshape((x.shape[0], w.shape[0]) +
+                                                         tuple(out_size))
+            if b is not None:
+                out += b.reshape(_bias_shape(nd, w.shape[0]))
         if ctx is not NULL_CTX:
             ctx.save_for_backward(x, w)
             ctx.cols = cols
             ctx.has_bias = b is not None
             ctx.attrs = (stride, pads, dilation, groups)
+            ctx.out_size = out_size
         return out
 
     @staticmethod
@@ -141,9 +338,30 @@ class ConvNd(Primitive):
         stride, pads, dilation, groups = ctx.attrs
         need = getattr(ctx, "needs_input_grad", (True, True, True))
         gx = gw = gb = None
+        if groups == 1 and type(g) is np.ndarray:
+            # plain backward: the wide gradient is built once for both GEMMs
+            p = _plan(x.shape, w.shape[2:], stride, pads, dilation, ctx.out_size)
+            o = w.shape[0]
+            g2 = _wide_grad(g, p)
+            with np.errstate(**_QUIET):
+                if need[1]:
+                    gw = g2 @ ctx.cols.T
+                    if not _finite(gw):  # a garbage column met a non-finite input: redo
+                        gw = _gemm_weight(im2col(x, w.shape[2:], stride, pads, dilation,
+                                                 g.shape[2:]), g, 1)
+                    gw = gw.reshape(w.shape)
+                if need[0]:
+                    gx = _wide_col2im(_gemm(w.reshape(o, p.k).T, g2, "cg"), p)
+                    if not _finite(gx):  # a garbage column met a non-finite weight: redo
+                        gx = np.ascontiguousarray(_transpose_ref(g, w, 1, stride, pads,
+                                                                 dilation, x.shape[2:]))
+            del g2
+            if ctx.has_bias and need[2]:
+                gb = g.sum((0,) + tuple(range(2, g.ndim)))
+            return (gx, gw, gb) if ctx.has_bias else (gx, gw)
         if need[0]:
             gx = conv_transpose_nd(g, w, None, stride, pads, dilation, groups,
-                                   tuple(shape_of(x)[2:]))
+                                   tuple(shape_of(x)[2:]), check=False)
         if need[1]:
             cols = None if isinstance(g, TensorBase) else ctx.cols
             gw = conv_weight_nd(x, g, tuple(shape_of(w)[2:]), stride, pads, dilation, groups,
@@ -153,6 +371,21 @@ class ConvNd(Primitive):
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
+def _transpose_ref(g, w, groups, stride, pads, dilation, in_size):
+    """Reference transposed convolution: batched GEMM then col2im with (N, C, *k, *S) cols."""
+    n, o = g.shape[:2]
+    og = o // groups
+    cg = w.shape[1]
+    kk = w[0].size
+    if groups == 1:
+        cols = np.matmul(w.reshape(o, kk).T, g.reshape(n, o, -1))
+    else:
+        wm = w.reshape(groups, og, kk).transpose(0, 2, 1)
+        cols = np.matmul(wm, g.reshape(n, groups, og, -1))
+    cols = cols.reshape((n, groups * cg) + tuple(w.shape[2:]) + g.shape[2:])
+    return col2im(cols, in_size, stride, pads, dilation)
+
+
 class ConvTransposeNd(Primitive):
     """Transposed convolution (col2im): x (N, C, *in_size) from g (N, O, *S), w (O, C/G, *k)."""
 
@@ -160,19 +393,18 @@ class ConvTransposeNd(Primitive):
     def forward(ctx, g, w, b=None, *, stride, pads, dilation, groups, in_size):
         n, o = g.shape[:2]
         nd = g.ndim - 2
-        ksize = w.shape[2:]
-        og = o // groups
-        cg = w.shape[1]
-        kk = w[0].size
+        c = w.shape[1] * groups
+        out = None
         if groups == 1:
-            cols = np.matmul(w.reshape(o, kk).T, g.reshape(n, o, -1))
-        else:
-            wm = w.reshape(groups, og, kk).transpose(0, 2, 1)
-            cols = np.matmul(wm, g.reshape(n, groups, og, -1))
-        cols = cols.reshape((n, groups * cg) + tuple(ksize) + g.shape[2:])
-        out = col2im(cols, in_size, stride, pads, dilation)
+            p = _plan((n, c) + tuple(in_size), w.shape[2:], stride, pads, dilation, g.shape[2:])
+            with np.errstate(**_QUIET):
+                out = _wide_col2im(_gemm(w.reshape(o, p.k).T, _wide_grad(g, p), "cg"), p)
+            if not _finite(out):
+                out = None  # a garbage column may have met a non-finite weight: redo exactly
+        if out is None:
+            out = _transpose_ref(g, w, groups, stride, pads, dilation, in_size)
         if b is not None:
-            out = out + b.reshape(_bias_shape(nd, groups * cg))
+            out = out + b.reshape(_bias_shape(nd, c))
         elif not out.flags.c_contiguous:
             out = np.ascontiguousarray(out)
         if ctx is not NULL_CTX:
@@ -203,10 +435,21 @@ class ConvWeightNd(Primitive):
 
     @staticmethod
     def forward(ctx, x, g, *, ksize, stride, pads, dilation, groups, cols=None):
-        if cols is None:
-            cols = im2col(x, ksize, stride, pads, dilation, g.shape[2:])
         o = g.shape[1]
-        gw = _gemm_weight(cols, g, groups).reshape((o, x.shape[1] // groups) + tuple(ksize))
+        gw = None
+        if groups == 1:
+            p = _plan(x.shape, ksize, stride, pads, dilation, g.shape[2:])
+            if cols is None:
+                cols = _wide_cols(x, p)
+            with np.errstate(**_QUIET):
+                gw = _wide_grad(g, p) @ cols.T
+            if not _finite(gw):
+                gw = cols = None  # a garbage column may hold a non-finite input: redo exactly
+        if gw is None:
+            if cols is None:
+                cols = im2col(x, ksize, stride, pads, dilation, g.shape[2:])
+            gw = _gemm_weight(cols, g, groups)
+        gw = gw.reshape((o, x.shape[1] // groups) + tuple(ksize))
         if ctx is not NULL_CTX:
             ctx.save_for_backward(x, g)
             ctx.attrs = (stride, pads, dilation, groups)
@@ -220,7 +463,7 @@ class ConvWeightNd(Primitive):
         d_x = d_g = None
         if need[0]:
             d_x = conv_transpose_nd(g, gg, None, stride, pads, dilation, groups,
-                                    tuple(shape_of(x)[2:]))
+                                    tuple(shape_of(x)[2:]), check=False)
         if need[1]:
             d_g = call(ConvNd, x, gg, stride=stride, pads=pads, dilation=dilation,
                        groups=groups, out_size=tuple(shape_of(g)[2:]))
@@ -280,13 +523,20 @@ def conv_nd(input, weight, bias, stride, pads, dilation, groups: int, op: str = 
 
 
 def conv_transpose_nd(input, weight, bias, stride, pads, dilation, groups: int, in_size,
-                      op: str = "conv_transpose"):
+                      op: str = "conv_transpose", check: bool = True):
     """Transposed convolution: the adjoint of :func:`conv_nd` with respect to its input.
 
     Args:
         input: (N, O, *S); weight: (O, C/groups, *k); bias: (C,) or None;
         in_size: the spatial size of the result (N, C, *in_size).
+        check: validate the arguments (internal callers that built them consistently skip it).
     """
+    if not check:
+        attrs = dict(stride=stride, pads=pads, dilation=dilation, groups=groups,
+                     in_size=in_size)
+        if bias is None:
+            return call(ConvTransposeNd, input, weight, **attrs)
+        return call(ConvTransposeNd, input, weight, bias, **attrs)
     gs, ws = tuple(shape_of(input)), tuple(shape_of(weight))
     nd = len(ws) - 2
     _check_float(op, input, weight, bias)

@@ -19,6 +19,7 @@ is itself differentiable (second order).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,11 +37,54 @@ def _needs(ctx, i: int) -> bool:
     return True if need is None else bool(need[i])
 
 
+_BLAS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    a = np.ones(n, dtype)
+    a.flags.writeable = False
+    return a
+
+
+def _rows_view(x, axes, pshape, weight, bias):
+    """(R, C) view of ``x`` when it is a layer norm over its trailing ``axes`` (C values per
+    row, weight/bias over exactly those dims), of a BLAS dtype and C-contiguous; else None."""
+    nd = x.ndim
+    k = len(axes)
+    if (k == 0 or axes != tuple(range(nd - k, nd)) or x.dtype not in _BLAS
+            or not x.flags.c_contiguous or x.size == 0):
+        return None
+    c = math.prod(x.shape[nd - k:])
+    for p in (weight, bias):
+        if p is not None and (p.dtype != x.dtype or p.size != c
+                              or tuple(pshape) not in (x.shape[nd - k:], (1,) * (nd - k)
+                                                       + x.shape[nd - k:])):
+            return None
+    return x.reshape(-1, c)
+
+
+def _rowmean(x2: np.ndarray) -> np.ndarray:
+    """Row means of a C-contiguous (R, C) array as an (R, 1) column (one BLAS call)."""
+    m = np.matmul(x2, _ones(x2.shape[1], x2.dtype))
+    m *= m.dtype.type(1.0 / x2.shape[1])
+    return m[:, None]
+
+
 class NormAffine(Primitive):
-    """Standardize over ``axes`` then ``* weight + bias`` (weight/bias reshaped to ``pshape``)."""
+    """Standardize over ``axes`` then ``* weight + bias`` (weight/bias reshaped to ``pshape``).
+
+    Layer norms (trailing ``axes``, contiguous float32/float64 input) take a row-wise fast path:
+    statistics as BLAS matrix-vector products, in-place updates, and only the input, the mean
+    and 1/std kept for backward (xhat is rebuilt there: less memory held between forward and
+    backward, as PyTorch does).
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, axes, eps, pshape, stats=None):
+        x2 = _rows_view(x, axes, pshape, weight, bias) if stats is None else None
+        if x2 is not None:
+            return _rows_forward(ctx, x, x2, weight, bias, axes, eps, pshape)
         mean = x.mean(axis=axes, keepdims=True)
         xc = x - mean
         var = np.square(xc).mean(axis=axes, keepdims=True)
@@ -61,6 +105,7 @@ class NormAffine(Primitive):
         if ctx is not NULL_CTX:
             ctx.axes, ctx.eps, ctx.pshape = axes, eps, pshape
             ctx.rstd = rstd
+            ctx.rows = False
             ctx.bshape = None if bias is None else bias.shape
             if y is xhat:  # the output is xhat itself: save it so in-place changes are caught
                 ctx.save_for_backward(x, weight, y)
@@ -79,6 +124,8 @@ class NormAffine(Primitive):
             xc = x - mu
             rstd = rsqrt(mean(xc * xc, axes, keepdim=True) + ctx.eps)
             xhat = xc * rstd
+        elif ctx.rows:
+            return _rows_backward(ctx, g, x, w)
         else:
             rstd = ctx.rstd
             xhat = saved[2] if len(saved) > 2 else ctx.xhat
@@ -92,6 +139,69 @@ class NormAffine(Primitive):
             gx = (gh - mean(gh, axes, keepdim=True)
                   - xhat * mean(gh * xhat, axes, keepdim=True)) * rstd
         return gx, gw, gb
+
+
+def _rows_forward(ctx, x, x2, weight, bias, axes, eps, pshape):
+    """Layer-norm forward on the (R, C) rows ``x2`` of ``x``."""
+    mu = _rowmean(x2)
+    xhat = x2 - mu
+    var = np.einsum("ij,ij->i", xhat, xhat)[:, None]  # row sums of squares, no temporary
+    var *= var.dtype.type(1.0 / x2.shape[1])
+    var += var.dtype.type(eps)
+    rstd = np.sqrt(var, out=var)
+    np.reciprocal(rstd, out=rstd)
+    xhat *= rstd
+    c = x2.shape[1]
+    if weight is not None:
+        xhat *= weight.reshape(c)
+    if bias is not None:
+        xhat += bias.reshape(c)
+    y = xhat.reshape(x.shape)
+    if ctx is not NULL_CTX:
+        ctx.rows = True
+        ctx.axes, ctx.eps, ctx.pshape = axes, eps, pshape
+        ctx.mu, ctx.rstd = mu, rstd
+        ctx.bshape = None if bias is None else bias.shape
+        # x is the only array kept (xhat is rebuilt in backward); axes/eps/pshape serve the
+        # differentiable (create_graph) path
+        ctx.save_for_backward(x, weight)
+    return y
+
+
+def _rows_backward(ctx, g, x, w):
+    R = ctx.mu.shape[0]
+    x2 = x.reshape(R, -1)
+    C = x2.shape[1]
+    g2 = g.reshape(R, C)
+    dt = x.dtype
+    xhat = x2 - ctx.mu
+    xhat *= ctx.rstd
+    gx = gw = gb = None
+    need_w = w is not None and _needs(ctx, 1)
+    if need_w or (_needs(ctx, 0) and w is not None):
+        gxh = g2 * xhat  # g * xhat: the weight's gradient terms
+    if need_w:
+        gw = np.matmul(_ones(R, dt), gxh).reshape(w.shape)
+    if ctx.bshape is not None and _needs(ctx, 2):
+        gb = np.matmul(_ones(R, dt), g2).reshape(ctx.bshape)
+    if _needs(ctx, 0):
+        if w is None:
+            gh = g2.copy()
+            ghx = g2 * xhat
+        else:
+            wr = w.reshape(C)
+            gh = g2 * wr
+            ghx = gxh
+            ghx *= wr  # gh * xhat
+        m2 = _rowmean(ghx)
+        del ghx
+        m1 = _rowmean(gh)
+        xhat *= m2
+        gh -= m1
+        gh -= xhat
+        gh *= ctx.rstd
+        gx = gh.reshape(x.shape)
+    return gx, gw, gb
 
 
 def norm_affine(x, weight, bias, axes, eps: float, pshape=None, stats=None):

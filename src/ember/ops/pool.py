@@ -6,6 +6,9 @@ Matches: the math of ``torch.nn.functional`` ``max_pool*d``, ``avg_pool*d``,
 
 Design (any number of spatial dims, no loops over pixels, channels or batch elements):
 
+- *non-overlapping max pooling* (stride == kernel, no padding, e.g. ``MaxPool2d(2)``) has its own
+  primitives (:class:`BlockMaxPool`, see "block max pool" below): a chain of ``np.maximum``
+  over the window-offset views and one-hot argmax masks, no index arrays;
 - *max pooling* first finds, on arrays, the argmax of every window as a flat per-plane index into
   the unpadded input (PyTorch's ``return_indices`` convention; ties pick the first element in
   row-major window order, NaN wins), by one fancy-indexed gather of all windows. The values are
@@ -26,7 +29,7 @@ import math
 import numpy as np
 
 from .base import NULL_CTX, Primitive, call, shape_of
-from .conv import _offset_slices, _pad_array
+from .conv import _new, _offset_slices, _pad_array
 
 __all__ = ["gather_plane", "scatter_plane", "max_pool_nd", "adaptive_max_pool_nd",
            "pool_out_size", "avg_pool_nd", "adaptive_avg_pool_nd", "interpolate_linear_nd",
@@ -131,6 +134,150 @@ def _window_argmax(x: np.ndarray, positions, pad_lo, in_size) -> np.ndarray:
     return flat.astype(np.int64, copy=False)
 
 
+# ---------------------------------------------------------------------------- block max pool
+# Fast path for non-overlapping windows (stride == kernel, no padding or dilation, every window
+# inside the input): the windows are a strided view (N, C, o1, k1, o2, k2, ...) of the input, the
+# max is a chain of np.maximum over the k1*k2*... offset views, and the argmax is kept as one
+# boolean one-hot mask per kernel offset (the first maximum in row-major window order wins, as
+# in PyTorch; a NaN window takes its last NaN, also like PyTorch). The gradient is one masked
+# multiply per offset written straight into the input-gradient view.
+def _block_windows(x: np.ndarray, ksize, out_size) -> list:
+    """Views (N, C, *out) of ``x`` (N, C, *S), one per kernel offset (row-major order)."""
+    shape, strides = x.shape[:2], x.strides[:2]
+    for o, k, st in zip(out_size, ksize, x.strides[2:]):
+        shape += (o, k)
+        strides += (st * k, st)
+    if x.flags.c_contiguous and all(o * k == s for o, k, s in zip(out_size, ksize, x.shape[2:])):
+        w = x.reshape(shape)
+    else:
+        w = np.lib.stride_tricks.as_strided(x, shape, strides)
+    nd = len(ksize)
+    if nd == 2:
+        return [w[:, :, :, a, :, b] for a in range(ksize[0]) for b in range(ksize[1])]
+    full = (slice(None),) * 2
+    return [w[full + tuple(i for a in off for i in (slice(None), a))]
+            for off in np.ndindex(*ksize)]
+
+
+def _block_max(views) -> np.ndarray:
+    if len(views) == 1:
+        return views[0].copy()
+    out = np.maximum(views[0], views[1], out=_new(views[0].shape, views[0].dtype))
+    for v in views[2:]:
+        np.maximum(out, v, out=out)
+    return out
+
+
+def _block_masks(views, out) -> list:
+    """One-hot masks (one bool array per offset) of each window's argmax."""
+    if out.dtype.kind in "fc" and np.isnan(out).any():
+        # PyTorch's running scan (`val > max || isnan(val)`): the last NaN of a window wins
+        best = views[0].copy()
+        local = np.zeros(out.shape, np.int64)
+        for k in range(1, len(views)):
+            take = views[k] > best
+            take |= np.isnan(views[k])
+            np.copyto(best, views[k], where=take)
+            local[take] = k
+        return [local == k for k in range(len(views))]
+    masks = []
+    taken = None
+    for k, v in enumerate(views):
+        if k == len(views) - 1 and taken is not None:
+            masks.append(~taken)
+            break
+        e = np.equal(v, out)
+        if taken is None:
+            taken = e.copy()
+        else:
+            e &= ~taken
+            taken |= e
+        masks.append(e)
+    return masks
+
+
+def _block_indices(masks, ksize, out_size, in_size) -> np.ndarray:
+    """PyTorch's flat per-plane indices from the one-hot masks."""
+    local = np.zeros(masks[0].shape, np.int64)
+    for k, m in enumerate(masks[1:], 1):
+        local[m] = k
+    offs = np.unravel_index(local, ksize)
+    nd = len(ksize)
+    flat = None
+    for j in range(nd):
+        shape = [1] * nd
+        shape[j] = out_size[j]
+        coord = np.arange(out_size[j]).reshape(shape) * ksize[j] + offs[j]
+        flat = coord if flat is None else flat * in_size[j] + coord
+    return flat
+
+
+def _block_scatter(g, masks, ksize, in_shape) -> np.ndarray:
+    out_size = g.shape[2:]
+    exact = all(o * k == s for o, k, s in zip(out_size, ksize, in_shape[2:]))
+    finite = g.dtype.kind not in "fc" or bool(np.isfinite(g).all())
+    if exact and finite:
+        gx = _new(in_shape, g.dtype)
+    else:
+        gx = np.zeros(in_shape, g.dtype)
+    for v, m in zip(_block_windows(gx, ksize, out_size), masks):
+        if finite:
+            np.multiply(g, m, out=v)
+        else:  # inf * 0 would be NaN: copy only where the mask is set
+            np.copyto(v, g, where=m)
+    return gx
+
+
+class BlockMaxPool(Primitive):
+    """Max over non-overlapping windows (stride == kernel) of x (N, C, *S)."""
+
+    @staticmethod
+    def forward(ctx, x, *, ksize, out_size):
+        views = _block_windows(x, ksize, out_size)
+        out = _block_max(views)
+        if ctx is not NULL_CTX:
+            ctx.masks = _block_masks(views, out)
+            ctx.attrs = (ksize, x.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        ksize, in_shape = ctx.attrs
+        return call(BlockScatter, g, masks=ctx.masks, ksize=ksize, in_shape=in_shape)
+
+
+class BlockScatter(Primitive):
+    """Gradient of :class:`BlockMaxPool`: g (N, C, *out) placed at each window's argmax."""
+
+    @staticmethod
+    def forward(ctx, g, *, masks, ksize, in_shape):
+        if ctx is not NULL_CTX:
+            ctx.masks, ctx.ksize = masks, ksize
+        return _block_scatter(g, masks, ksize, in_shape)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return call(BlockGather, gg, masks=ctx.masks, ksize=ctx.ksize)
+
+
+class BlockGather(Primitive):
+    """Each window's value at its argmax (the adjoint of :class:`BlockScatter`)."""
+
+    @staticmethod
+    def forward(ctx, x, *, masks, ksize):
+        views = _block_windows(x, ksize, masks[0].shape[2:])
+        out = np.zeros(masks[0].shape, x.dtype)
+        for v, m in zip(views, masks):
+            np.copyto(out, v, where=m)
+        if ctx is not NULL_CTX:
+            ctx.masks, ctx.ksize, ctx.in_shape = masks, ksize, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return call(BlockScatter, g, masks=ctx.masks, ksize=ctx.ksize, in_shape=ctx.in_shape)
+
+
 def pool_out_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
     """PyTorch's pooling output length (ceil mode drops a window that starts in the padding)."""
     eff = size + 2 * p - d * (k - 1) - 1
@@ -140,10 +287,12 @@ def pool_out_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) ->
     return out
 
 
-def max_pool_nd(input, ksize, stride, padding, dilation, ceil_mode: bool, op: str = "max_pool"):
+def max_pool_nd(input, ksize, stride, padding, dilation, ceil_mode: bool, op: str = "max_pool",
+                return_indices: bool = True):
     """Max pooling over the trailing dims of ``input`` (N, C, *S): (values, int64 indices).
 
-    Indices are flat per-plane positions in the unpadded input (``h * W + w`` in 2-D)."""
+    Indices are flat per-plane positions in the unpadded input (``h * W + w`` in 2-D); with
+    ``return_indices=False`` the second result is None (and the fast path skips them)."""
     shape = tuple(shape_of(input))
     spatial = shape[2:]
     out_size = tuple(pool_out_size(n, k, s, p, d, ceil_mode)
@@ -153,6 +302,15 @@ def max_pool_nd(input, ksize, stride, padding, dilation, ceil_mode: bool, op: st
                            f"(kernel {tuple(ksize)}, stride {tuple(stride)}, padding "
                            f"{tuple(padding)}, dilation {tuple(dilation)})")
     x = input._data if hasattr(input, "_data") else np.asarray(input)
+    ksize = tuple(ksize)
+    if tuple(stride) == ksize and not any(padding) and all(d == 1 for d in dilation) and \
+            all(o == n // k for o, n, k in zip(out_size, spatial, ksize)):
+        if not return_indices:
+            return call(BlockMaxPool, input, ksize=ksize, out_size=out_size), None
+        views = _block_windows(x, ksize, out_size)
+        masks = _block_masks(views, _block_max(views))
+        idx = _block_indices(masks, ksize, out_size, spatial)
+        return call(BlockGather, input, masks=masks, ksize=ksize), idx
     pads, positions = [], []
     for n, o, k, s, p, d in zip(spatial, out_size, ksize, stride, padding, dilation):
         hi = max(p, (o - 1) * s + d * (k - 1) + 1 - n - p)

@@ -17,6 +17,11 @@ step t only the first ``batch_sizes[t]`` states are updated (finished sequences 
 state; in reverse direction a sequence starts at its own last element). A padded batch of equal
 lengths is the special case ``batch_sizes = (N,) * L``.
 
+Equal-length batches (every ``batch_sizes`` entry equal: all padded input) take a dense fast
+path (see "dense fast path" below): a leaner NumPy forward and a NumPy BPTT, and
+:func:`rnn_bidirectional` steps both directions of a bidirectional layer in the same time loop
+(one batched GEMM and one set of ufunc calls per step for the two).
+
 Under ``create_graph=True`` the backward rebuilds the gate activations from the saved inputs
 with ops functions, so the gradient is itself differentiable.
 """
@@ -31,8 +36,8 @@ from .movement import cat, narrow
 from .reduce import sum as _sum
 from .unary import sigmoid, tanh
 
-__all__ = ["rnn_sequence", "pack_layout", "packed_to_padded_index", "padded_to_packed_index",
-           "sort_lengths", "lengths_of_batch_sizes", "sequence_pad_index"]
+__all__ = ["rnn_sequence", "rnn_bidirectional", "pack_layout", "packed_to_padded_index",
+           "padded_to_packed_index", "sort_lengths", "lengths_of_batch_sizes", "sequence_pad_index"]
 
 _MODES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 _QUIET = {"over": "ignore", "under": "ignore"}
@@ -162,6 +167,431 @@ def _forward_numpy(mode, xp, h0, c0, w, b, w_hr, steps, keep):
             np.tanh(hnew, out=hnew)
         h[:n] = hnew
     return out, h, None, ((hprev,) if keep else None)
+
+
+# ============================================================================ dense fast path
+# Equal-length batches (no packing) take a leaner NumPy path. The states live in one
+# (T+1, B, H) buffer whose rows are also every step's previous state (no per-step copies; the
+# output is a view of it), and the sigmoid gates sit next to each other with their
+# pre-activations negated: internal gate order LSTM (i, f, o, g), GRU (r, z, n), the weight
+# rows and the input projection permuted and negated once per call (exact), so one exp, one
+# add and one reciprocal make all the sigmoids 1 / (1 + exp(-x)) of a step. The pre-activations
+# are bitwise those of the general path. The backward computes the elementwise gate derivatives
+# of all steps at once, then runs a time loop of one GEMM and a few in-place ufuncs per step
+# (gradients kept in the public gate order), and gets the weight gradient with one GEMM.
+# Scratch buffers that never leave a call (the permuted input projection, the backward's gate
+# derivatives) are recycled between calls: fresh multi-megabyte arrays cost page faults on
+# every training step.
+_POOL: dict = {}
+
+
+def _take(shape, dt):
+    """A scratch array (uninitialised) of ``shape`` and ``dt``, recycled when possible."""
+    free = _POOL.get((shape, dt))
+    if free:
+        try:
+            return free.pop()
+        except IndexError:  # another thread took it
+            pass
+    return np.empty(shape, dtype=dt)
+
+
+def _give(*arrays) -> None:
+    """Return scratch arrays from :func:`_take` for reuse (a few per shape, a few shapes)."""
+    for a in arrays:
+        free = _POOL.get((a.shape, a.dtype))
+        if free is None:
+            if len(_POOL) >= 16:
+                _POOL.clear()
+            free = _POOL[(a.shape, a.dtype)] = []
+        if len(free) < 2:
+            free.append(a)
+
+
+class _Saved:
+    """The forward's gate activations etc. kept for backward; they go back to the scratch pool
+    once nothing refers to them any more (the graph node freed after backward, or dropped)."""
+
+    __slots__ = ("arrays", "pooled")
+
+    def __init__(self, arrays, pooled):
+        self.arrays = arrays
+        self.pooled = pooled
+
+    def __del__(self):
+        try:
+            _give(*self.pooled)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class _Lease:
+    """Lends a pooled scratch array to an array handed out of the primitive (an output or a
+    gradient): ``np.asarray(_Lease(buf))`` shares buf's memory and has the lease as its base
+    (as have all views of it), so buf goes back to the pool only once none of them is alive."""
+
+    __slots__ = ("buf", "__array_interface__")
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.__array_interface__ = buf.__array_interface__
+
+    def __del__(self):
+        try:
+            _give(self.buf)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+def _lent(shape, dt):
+    """A recycled (uninitialised) array for data that leaves the primitive."""
+    return np.asarray(_Lease(_take(shape, dt)))
+
+
+def _dense(batch_sizes) -> bool:
+    return len(set(batch_sizes)) == 1
+
+
+def _internal(xp, w, b, spec, X):
+    """Write the input projection (T, B, G*H) into ``X`` and return the weights, both in
+    internal gate order: ``spec`` lists the public column blocks (lo, hi, negate, add b)."""
+    W = np.empty(w.shape, dtype=w.dtype)
+    j = 0
+    for lo, hi, neg, with_b in spec:
+        k = j + hi - lo
+        src, dst = xp[..., lo:hi], X[..., j:k]
+        if with_b and b is not None:
+            if neg:  # -(x + b) == (-b) - x exactly
+                np.subtract(-b[lo:hi], src, out=dst)
+            else:
+                np.add(src, b[lo:hi], out=dst)
+        elif neg:
+            np.negative(src, out=dst)
+        else:
+            np.copyto(dst, src)
+        if neg:
+            np.negative(w[lo:hi], out=W[j:k])
+        else:
+            W[j:k] = w[lo:hi]
+        j = k
+    return W
+
+
+def _sigmoid_neg(s):
+    """In place: s <- 1 / (1 + exp(s)) (the sigmoid of -s)."""
+    np.exp(s, out=s)
+    s += 1.0
+    np.reciprocal(s, out=s)
+
+
+def _stack(arrays, dt):
+    """(D, ...) stack of per-direction arrays (a view when D == 1)."""
+    if len(arrays) == 1:
+        return arrays[0][None]
+    return np.stack(arrays).astype(dt, copy=False)
+
+
+def _timeline(a, T, reverse):
+    """The (T, ...) per-step view of a packed-layout array in processing order."""
+    a = a.reshape((T, -1) + a.shape[1:])
+    return a[::-1] if reverse else a
+
+
+def _bmm(a, b):
+    """(D, n, k) @ (D, k, m) for big matrices: one 2-D GEMM per direction."""
+    return np.stack([x @ y for x, y in zip(a, b)])
+
+
+def _kernels(D: int, k: int, m: int):
+    """(matmul for the per-step products, view maker): with one direction the direction axis
+    is dropped from every per-step array (plain 2-D GEMMs, no batching overhead)."""
+    if D == 1:
+        return np.matmul, lambda a, t=True: None if a is None else (a[:, 0] if t else a[0])
+    return (np.matmul if k * m <= 4096 else _bmm), lambda a, t=True: a
+
+
+def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
+    """Forward of D directions over an equal-length batch, stepped together (each direction
+    in its own time order). Returns (outs, h_ns, c_ns, cache), one entry per direction."""
+    D = len(xps)
+    B, Hout = h0s[0].shape
+    dt = xps[0].dtype
+    GH = xps[0].shape[1]
+    H = GH // {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    H2, H3 = 2 * H, 3 * H
+    spec = {"LSTM": [(0, H2, True, True), (H3, 4 * H, True, True), (H2, H3, False, True)],
+            "GRU": [(0, H2, True, True), (H2, H3, False, False)]}.get(
+        mode, [(0, H, False, True)])
+    X = Xbuf = _take((T, D, B, GH), dt)
+    WT = np.empty((D, Hout, GH), dtype=dt)
+    for d in range(D):
+        WT[d] = _internal(_timeline(xps[d], T, reverses[d]), ws[d], bs[d], spec, X[:, d]).T
+    hs = _lent((T + 1, D, B, Hout), dt)  # hs[s]: the state before step s
+    hs[0] = _stack(h0s, dt)
+    cs = acts = tcs = ms = None
+    if mode == "LSTM":
+        w_hrT = _stack([w.T for w in w_hrs], dt) if w_hrs[0] is not None else None
+        if keep:
+            acts = _take((T, D, B, 4 * H), dt)
+            cs = _take((T + 1, D, B, H), dt)
+            tcs = _take((T, D, B, H), dt)
+            ms = _take((T, D, B, H), dt) if w_hrT is not None else None
+            cs[0] = _stack(c0s, dt)
+        else:
+            gbuf = np.empty((D, B, 4 * H), dtype=dt)
+            c = np.array(_stack(c0s, dt), copy=True)
+            tcb = np.empty((D, B, H), dtype=dt)
+            mb = np.empty((D, B, H), dtype=dt)
+        tmp = np.empty((D, B, H), dtype=dt)
+        mm, v = _kernels(D, Hout, 4 * H)
+        cache = (acts, cs, tcs, ms, hs)
+        hs, X, acts, cs, tcs, ms = v(hs), v(X), v(acts), v(cs), v(tcs), v(ms)
+        WT, w_hrT, tmp = v(WT, False), v(w_hrT, False), v(tmp, False)
+        if not keep:
+            gbuf, c, tcb, mb = v(gbuf, False), v(c, False), v(tcb, False), v(mb, False)
+        if keep:
+            for s in range(T):
+                g = acts[s]
+                # (np.matmul with out= may skip BLAS: add the product instead)
+                np.add(mm(hs[s], WT), X[s], out=g)
+                _sigmoid_neg(g[..., :H3])
+                gg = g[..., H3:]
+                np.tanh(gg, out=gg)
+                cn = cs[s + 1]
+                np.multiply(g[..., H:H2], cs[s], out=cn)
+                np.multiply(g[..., :H], gg, out=tmp)
+                cn += tmp
+                tc = tcs[s]
+                np.tanh(cn, out=tc)
+                if w_hrT is None:
+                    np.multiply(g[..., H2:H3], tc, out=hs[s + 1])
+                else:
+                    m = ms[s]
+                    np.multiply(g[..., H2:H3], tc, out=m)
+                    hs[s + 1] = mm(m, w_hrT)
+        else:  # inference: the same on fixed buffers, their views made once
+            g, gs, gg = gbuf, gbuf[..., :H3], gbuf[..., H3:]
+            gi, gf, go = gbuf[..., :H], gbuf[..., H:H2], gbuf[..., H2:H3]
+            m = tcb if w_hrT is None else mb
+            for s in range(T):
+                np.add(mm(hs[s], WT), X[s], out=g)
+                np.exp(gs, out=gs)
+                gs += 1.0
+                np.reciprocal(gs, out=gs)
+                np.tanh(gg, out=gg)
+                c *= gf
+                np.multiply(gi, gg, out=tmp)
+                c += tmp
+                np.tanh(c, out=tcb)
+                if w_hrT is None:
+                    np.multiply(go, tcb, out=hs[s + 1])
+                else:
+                    np.multiply(go, tcb, out=m)
+                    hs[s + 1] = mm(m, w_hrT)
+        acts, cs, tcs, ms, hs = cache
+        c_last = cs[T] if keep else c.reshape(D, B, H)
+        if keep:
+            cache = _Saved((acts, cs, tcs, ms, hs), [a for a in (acts, cs, tcs, ms)
+                                                     if a is not None])
+    elif mode == "GRU":
+        b_n = _stack([b[H2:] if b is not None else np.zeros(H, dtype=dt) for b in bs], dt)
+        b_n = b_n[:, None, :]
+        if keep:
+            acts = _take((T, D, B, 3 * H), dt)
+            ms = _take((T, D, B, H), dt)  # W_hn h + b_hn
+        else:
+            gbuf = np.empty((D, B, 3 * H), dtype=dt)
+            hnb = np.empty((D, B, H), dtype=dt)
+        mm, v = _kernels(D, Hout, 3 * H)
+        cache = (acts, ms, hs)
+        hs, X, acts, ms, WT, b_n = v(hs), v(X), v(acts), v(ms), v(WT, False), v(b_n, False)
+        if not keep:
+            gbuf, hnb = v(gbuf, False), v(hnb, False)
+        for s in range(T):
+            g = acts[s] if keep else gbuf
+            hn = ms[s] if keep else hnb
+            x = X[s]
+            hp = hs[s]
+            gh = mm(hp, WT)
+            rz = g[..., :H2]
+            np.add(gh[..., :H2], x[..., :H2], out=rz)
+            _sigmoid_neg(rz)
+            np.add(gh[..., H2:], b_n, out=hn)
+            n_ = g[..., H2:]
+            np.multiply(g[..., :H], hn, out=n_)
+            n_ += x[..., H2:]
+            np.tanh(n_, out=n_)
+            hq = hs[s + 1]  # h' = n + z * (h - n)
+            np.subtract(hp, n_, out=hq)
+            hq *= g[..., H:H2]
+            hq += n_
+        acts, ms, hs = cache
+        if keep:
+            cache = _Saved((acts, ms, hs), [acts, ms])
+    else:
+        relu = mode == "RNN_RELU"
+        mm, v = _kernels(D, Hout, Hout)
+        hv, Xv, WTv = v(hs), v(X), v(WT, False)
+        for s in range(T):
+            hq = hv[s + 1]
+            np.add(mm(hv[s], WTv), Xv[s], out=hq)
+            if relu:
+                np.maximum(hq, 0, out=hq)
+            else:
+                np.tanh(hq, out=hq)
+        if keep:
+            cache = _Saved((hs,), [])
+    _give(Xbuf)
+    outs, h_ns, c_ns = [], [], []
+    for d in range(D):
+        o = _timeline(hs[1:, d], T, reverses[d])
+        if D > 1 or reverses[d]:
+            o = np.ascontiguousarray(o)
+        outs.append(o.reshape(T * B, Hout))
+        h_ns.append(hs[T, d].copy())
+        c_ns.append(c_last[d].copy() if mode == "LSTM" else None)
+    return outs, h_ns, c_ns, (cache if keep else None)
+
+
+def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, need_w):
+    """BPTT of :func:`_dense_forward`: per direction (d xp, d h0, d c0, d W_hh, d b_hh,
+    d W_hr) as arrays."""
+    cache = cache.arrays
+    hs = cache[-1]
+    D, B, Hout = hs.shape[1:]
+    dt = hs.dtype
+    go = None
+    if any(g.any() for g in g_outs):
+        go = np.empty((T, D, B, Hout), dtype=dt)
+        for d in range(D):
+            go[:, d] = _timeline(g_outs[d], T, reverses[d])
+    W = _stack(ws, dt)
+    dh = np.array(_stack(g_hs, dt), dtype=dt, copy=True)
+    dc = None
+    dW_hrs = [None] * D
+    scratch = []
+    if mode == "LSTM":
+        acts, cs, tcs, ms, _ = cache
+        H = tcs.shape[3]
+        a4 = acts.reshape(T, D, B, 4, H)  # internal order i, f, o, g
+        i, f, o, g = a4[..., 0, :], a4[..., 1, :], a4[..., 2, :], a4[..., 3, :]
+        A = _take((T, D, B, 4, H), dt)  # public order i, f, g, o
+        S = _take((T, D, B, 3, H), dt)  # sigmoid' of i, f, o
+        np.subtract(1.0, a4[..., :3, :], out=S)
+        S *= a4[..., :3, :]
+        np.multiply(S[..., 0, :], g, out=A[..., 0, :])
+        np.multiply(S[..., 1, :], cs[:T], out=A[..., 1, :])
+        np.multiply(S[..., 2, :], tcs, out=A[..., 3, :])
+        a = A[..., 2, :]
+        np.multiply(g, g, out=a)
+        np.subtract(1.0, a, out=a)
+        a *= i
+        K = S[..., 0, :]  # reuse: o (1 - tanh(c)^2)
+        np.multiply(tcs, tcs, out=K)
+        np.subtract(1.0, K, out=K)
+        K *= o
+        scratch += [A, S]
+        dpre = _lent((T, D, B, 4, H), dt)
+        dc = np.array(_stack(g_cs, dt), dtype=dt, copy=True)
+        dcb = dc[..., None, :]
+        tmp = np.empty((D, B, H), dtype=dt)
+        w_hr = _stack(w_hrs, dt) if w_hrs[0] is not None else None
+        DH = np.empty((T, D, B, Hout), dtype=dt) if w_hr is not None else None
+        dG = dpre.reshape(T, D, B, 4 * H)
+        mm, v = _kernels(D, 4 * H, Hout)
+        goV, DHv, Kv, Av, dpv, dGv, fv = v(go), v(DH), v(K), v(A), v(dpre), v(dG), v(f)
+        Wv, w_hrv, dhv, dcv, tmpv = v(W, False), v(w_hr, False), v(dh, False), v(dc, False), \
+            v(tmp, False)
+        dcb = dcv[..., None, :]
+        for s in range(T - 1, -1, -1):
+            if go is not None:
+                dhv += goV[s]
+            if w_hr is not None:
+                DHv[s] = dhv
+                dm = mm(dhv, w_hrv)
+            else:
+                dm = dhv
+            np.multiply(dm, Kv[s], out=tmpv)
+            dcv += tmpv
+            p, a = dpv[s], Av[s]
+            np.multiply(dcb, a[..., :3, :], out=p[..., :3, :])
+            np.multiply(dm, a[..., 3, :], out=p[..., 3, :])
+            dhv = mm(dGv[s], Wv)
+            dcv *= fv[s]
+        dh = dhv.reshape(D, B, Hout)
+        dX = dG
+        if w_hr is not None:
+            for d in range(D):
+                dW_hrs[d] = (DH[:, d].reshape(T * B, Hout).T @ ms[:, d].reshape(T * B, H))
+    elif mode == "GRU":
+        gates, hns, _ = cache
+        H = Hout
+        g4 = gates.reshape(T, D, B, 3, H)
+        r, z, n_ = g4[..., 0, :], g4[..., 1, :], g4[..., 2, :]
+        P = _take((T, D, B, 3, H), dt)  # d pre-activation / d h' of r, z, n (input side)
+        Q = _take((T, D, B, 3, H), dt)  # the same on the hidden side (n also through r)
+        tmp3 = _take((T, D, B, H), dt)
+        pr, pz, pn = P[..., 0, :], P[..., 1, :], P[..., 2, :]
+        np.multiply(n_, n_, out=pn)
+        np.subtract(1.0, pn, out=pn)
+        np.subtract(1.0, z, out=tmp3)
+        pn *= tmp3
+        np.multiply(tmp3, z, out=pz)  # z (1 - z)
+        np.subtract(hs[:T], n_, out=tmp3)
+        pz *= tmp3
+        np.subtract(1.0, r, out=pr)
+        pr *= r
+        pr *= hns
+        pr *= pn
+        np.copyto(Q, P)
+        Q[..., 2, :] *= r
+        dGH = _take((T, D, B, 3 * H), dt)
+        DH = _take((T, D, B, H), dt)
+        dGH4 = dGH.reshape(T, D, B, 3, H)
+        scratch += [P, Q, tmp3, dGH, DH]
+        mm, v = _kernels(D, 3 * H, Hout)
+        goV, DHv, Qv, dGH4v, dGHv, zv = v(go), v(DH), v(Q), v(dGH4), v(dGH), v(z)
+        Wv, dhv = v(W, False), v(dh, False)
+        for s in range(T - 1, -1, -1):
+            if go is not None:
+                dhv += goV[s]
+            DHv[s] = dhv
+            np.multiply(dhv[..., None, :], Qv[s], out=dGH4v[s])
+            tmp = mm(dGHv[s], Wv)
+            dhv *= zv[s]
+            dhv += tmp
+        dX = np.multiply(DH[..., None, :], P).reshape(T, D, B, 3 * H)
+        dG = dGH
+    else:
+        outs = hs[1:]
+        if mode == "RNN_RELU":
+            Dv = (outs > 0).astype(dt)
+        else:
+            Dv = np.multiply(outs, outs)
+            np.subtract(1.0, Dv, out=Dv)
+        dpre = np.empty((T, D, B, Hout), dtype=dt)
+        mm, v = _kernels(D, Hout, Hout)
+        goV, Dvv, dpv, Wv, dhv = v(go), v(Dv), v(dpre), v(W, False), v(dh, False)
+        for s in range(T - 1, -1, -1):
+            if go is not None:
+                dhv += goV[s]
+            p = dpv[s]
+            np.multiply(dhv, Dvv[s], out=p)
+            dhv = mm(p, Wv)
+        dh = dhv.reshape(D, B, Hout)
+        dX = dG = dpre
+    GH = dG.shape[-1]
+    res = []
+    for d in range(D):
+        dGd = dG[:, d].reshape(T * B, GH)
+        dxp = _timeline(dX[:, d], T, reverses[d])
+        if D > 1 or reverses[d]:
+            dxp = np.ascontiguousarray(dxp)
+        dW = dGd.T @ hs[:T, d].reshape(T * B, Hout) if need_w else None
+        res.append((dxp.reshape(T * B, GH), dh[d], dc[d] if dc is not None else None, dW,
+                    dGd.sum(0), dW_hrs[d]))
+    _give(*scratch)
+    return res
 
 
 # ============================================================================ forward (ops)
@@ -325,56 +755,103 @@ def _bptt(mode, cache, g_out, g_h, g_c, w, w_hr, batch_sizes, reverse, out_saved
 
 
 # ============================================================================ the primitive
+def _run_forward(ctx, mode, dirs, batch_sizes):
+    """Forward of the directions ``dirs`` = [(xp, h0, c0, w, b, w_hr, reverse)], stepped
+    together when the batch is dense; the outputs in order (out, h_n[, c_n]) per direction."""
+    keep = ctx is not NULL_CTX
+    dense = _dense(batch_sizes)
+    T = len(batch_sizes)
+    with np.errstate(**_QUIET):
+        if dense:
+            cols = list(zip(*dirs))
+            outs, hs, cs, cache = _dense_forward(mode, *cols[:6], T, cols[6], keep)
+            caches = [cache]
+        else:
+            outs, hs, cs, caches = [], [], [], []
+            for xp, h0, c0, w, b, w_hr, reverse in dirs:
+                o, h, c, cache = _forward_numpy(mode, xp, h0, c0, w, b, w_hr,
+                                                _steps(batch_sizes, reverse), keep)
+                outs.append(o)
+                hs.append(h)
+                cs.append(c)
+                caches.append(cache)
+    if keep:
+        saved = [v for dr in dirs for v in dr[:6]]
+        ctx.save_for_backward(*saved, *outs)
+        ctx.cache = caches
+        ctx.dense = dense
+        ctx.args = (mode, batch_sizes, tuple(dr[6] for dr in dirs))
+    res = []
+    for d in range(len(dirs)):
+        res += [outs[d], hs[d]] + ([cs[d]] if mode == "LSTM" else [])
+    return tuple(res)
+
+
+def _run_backward(ctx, grads):
+    """Gradients of the inputs of :func:`_run_forward` (six per direction)."""
+    mode, batch_sizes, reverses = ctx.args
+    D = len(reverses)
+    saved = ctx.saved
+    k = 3 if mode == "LSTM" else 2
+    g = [grads[d * k:(d + 1) * k] + ((None,) if k == 2 else ()) for d in range(D)]
+    graph = any(isinstance(v, TensorBase) for v in saved[:6 * D] + tuple(grads))
+    if not graph and ctx.dense:
+        with np.errstate(**_QUIET):
+            res = _dense_backward(mode, ctx.cache[0], [x[0] for x in g], [x[1] for x in g],
+                                  [x[2] for x in g], saved[3:6 * D:6], saved[5:6 * D:6],
+                                  len(batch_sizes), reverses,
+                                  any(_needs(ctx, 6 * d + 3) for d in range(D)))
+    else:
+        res = []
+        for d in range(D):
+            xp, h0, c0, w, b, w_hr = saved[6 * d:6 * d + 6]
+            if graph:
+                cache = _forward_graph(mode, xp, h0, c0, w, b, w_hr, batch_sizes, reverses[d])
+            else:
+                cache = ctx.cache[d]
+                if mode in ("RNN_TANH", "RNN_RELU"):
+                    cache = cache + (saved[6 * D + d],)
+            with np.errstate(**_QUIET):
+                res.append(_bptt(mode, cache, *g[d], w, w_hr, batch_sizes, reverses[d]))
+    out = []
+    for d in range(D):
+        dxp, dh0, dc0, dW, db, dW_hr = res[d]
+        c0, b = saved[6 * d + 2], saved[6 * d + 4]
+        out += [dxp, dh0, dc0 if c0 is not None else None, dW,
+                db if b is not None and _needs(ctx, 6 * d + 4) else None, dW_hr]
+    return tuple(out)
+
+
 class RnnSequence(Primitive):
     """A whole recurrence over a packed sequence: inputs (xp, h0, c0, w_hh, b_hh, w_hr), outputs
     (out, h_n[, c_n]); ``c0``, ``b_hh`` and ``w_hr`` may be None."""
 
     @staticmethod
     def forward(ctx, xp, h0, c0, w, b, w_hr, mode, batch_sizes, reverse):
-        keep = ctx is not NULL_CTX
-        with np.errstate(**_QUIET):
-            out, h, c, cache = _forward_numpy(mode, xp, h0, c0, w, b, w_hr,
-                                              _steps(batch_sizes, reverse), keep)
-        if keep:
-            ctx.save_for_backward(xp, h0, c0, w, b, w_hr, out)
-            ctx.cache = cache
-            ctx.args = (mode, batch_sizes, reverse)
-        return (out, h, c) if mode == "LSTM" else (out, h)
+        return _run_forward(ctx, mode, [(xp, h0, c0, w, b, w_hr, reverse)], batch_sizes)
 
     @staticmethod
-    def backward(ctx, g_out, g_h, g_c=None):
-        xp, h0, c0, w, b, w_hr, out = ctx.saved
-        mode, batch_sizes, reverse = ctx.args
-        graph = any(isinstance(v, TensorBase) for v in (g_out, g_h, g_c, xp, h0, c0, w, b))
-        if graph:
-            cache = _forward_graph(mode, xp, h0, c0, w, b, w_hr, batch_sizes, reverse)
-        else:
-            cache = ctx.cache
-            if mode in ("RNN_TANH", "RNN_RELU"):
-                cache = cache + (out,)
-        with np.errstate(**_QUIET):
-            dxp, dh0, dc0, dW, db, dW_hr = _bptt(mode, cache, g_out, g_h, g_c, w, w_hr,
-                                                 batch_sizes, reverse)
-        return (dxp, dh0, dc0 if c0 is not None else None, dW,
-                db if b is not None and _needs(ctx, 4) else None, dW_hr)
+    def backward(ctx, *grads):
+        return _run_backward(ctx, grads)
 
 
-def rnn_sequence(mode: str, xp, h0, w_hh, b_hh=None, c0=None, w_hr=None, batch_sizes=None,
-                 reverse: bool = False):
-    """Run one direction of one recurrent layer over a (packed) sequence.
+class BiRnnSequence(Primitive):
+    """Both directions of a bidirectional layer, stepped together: inputs (xp, h0, c0, w_hh,
+    b_hh, w_hr) of the forward then of the reverse direction; outputs (out, h_n[, c_n]) of
+    each direction."""
 
-    Args:
-        mode: ``'RNN_TANH'``, ``'RNN_RELU'``, ``'LSTM'`` or ``'GRU'``.
-        xp: the input projection ``x W_ih^T + b_ih`` of every step, (T, G*H) in packed layout.
-        h0: initial state (B, H_out); c0: LSTM initial cell (B, H).
-        w_hh: (G*H, H_out); b_hh: (G*H,) or None; w_hr: LSTM projection (H_out, H) or None.
-        batch_sizes: rows per time step (non-increasing, summing to T, first = B); None means
-            a single step of B rows.
-        reverse: run from the last step to the first.
+    @staticmethod
+    def forward(ctx, xf, hf, cf, wf, bf, rf, xr, hr, cr, wr, br, rr, mode, batch_sizes):
+        return _run_forward(ctx, mode, [(xf, hf, cf, wf, bf, rf, False),
+                                        (xr, hr, cr, wr, br, rr, True)], batch_sizes)
 
-    Returns:
-        ``(out, h_n)`` or, for LSTM, ``(out, h_n, c_n)``; out is (T, H_out).
-    """
+    @staticmethod
+    def backward(ctx, *grads):
+        return _run_backward(ctx, grads)
+
+
+def _check(mode, xp, h0, w_hh, b_hh, c0, w_hr, batch_sizes):
+    """Validate the arguments of one direction; returns batch_sizes as a tuple of ints."""
     if mode not in _MODES:
         raise ValueError(f"rnn_sequence: unknown mode {mode!r} (expected one of "
                          f"{sorted(_MODES)})")
@@ -402,8 +879,54 @@ def rnn_sequence(mode: str, xp, h0, w_hh, b_hh=None, c0=None, w_hr=None, batch_s
     if len(dts) != 1:
         raise RuntimeError(f"rnn_sequence ({mode}): expected all tensors to have the same dtype, "
                            f"got {sorted(str(d) for d in dts)}")
+    return batch_sizes
+
+
+def rnn_sequence(mode: str, xp, h0, w_hh, b_hh=None, c0=None, w_hr=None, batch_sizes=None,
+                 reverse: bool = False):
+    """Run one direction of one recurrent layer over a (packed) sequence.
+
+    Args:
+        mode: ``'RNN_TANH'``, ``'RNN_RELU'``, ``'LSTM'`` or ``'GRU'``.
+        xp: the input projection ``x W_ih^T + b_ih`` of every step, (T, G*H) in packed layout.
+        h0: initial state (B, H_out); c0: LSTM initial cell (B, H).
+        w_hh: (G*H, H_out); b_hh: (G*H,) or None; w_hr: LSTM projection (H_out, H) or None.
+        batch_sizes: rows per time step (non-increasing, summing to T, first = B); None means
+            a single step of B rows.
+        reverse: run from the last step to the first.
+
+    Returns:
+        ``(out, h_n)`` or, for LSTM, ``(out, h_n, c_n)``; out is (T, H_out).
+    """
+    batch_sizes = _check(mode, xp, h0, w_hh, b_hh, c0, w_hr, batch_sizes)
     return call(RnnSequence, xp, h0, c0, w_hh, b_hh, w_hr, mode=mode, batch_sizes=batch_sizes,
                 reverse=bool(reverse))
+
+
+def rnn_bidirectional(mode: str, forward: tuple, backward: tuple, batch_sizes=None):
+    """Both directions of a bidirectional recurrent layer, stepped together over time (half
+    the per-step work of two :func:`rnn_sequence` calls when the batch has equal lengths).
+
+    Args:
+        mode: as :func:`rnn_sequence`.
+        forward, backward: ``(xp, h0, w_hh, b_hh, c0, w_hr)`` of the forward and of the
+            reverse direction, as the arguments of :func:`rnn_sequence`.
+        batch_sizes: as :func:`rnn_sequence` (shared by both directions).
+
+    Returns:
+        ``(out, h_n)`` or, for LSTM, ``(out, h_n, c_n)`` of the forward direction followed by
+        the same of the reverse direction; exactly what two :func:`rnn_sequence` calls return.
+    """
+    xf, hf, wf, bf, cf, rf = forward
+    xr, hr, wr, br, cr, rr = backward
+    bs = _check(mode, xf, hf, wf, bf, cf, rf, batch_sizes)
+    if _check(mode, xr, hr, wr, br, cr, rr, batch_sizes) != bs or shape_of(xr) != shape_of(xf) \
+            or dtype_of(xr) != dtype_of(xf) or shape_of(hr) != shape_of(hf) \
+            or (rf is None) != (rr is None):
+        raise RuntimeError(f"rnn_bidirectional ({mode}): the two directions differ in shapes, "
+                           f"dtypes or projections")
+    return call(BiRnnSequence, xf, hf, cf, wf, bf, rf, xr, hr, cr, wr, br, rr, mode=mode,
+                batch_sizes=bs)
 
 
 # ============================================================================ packing indices

@@ -49,7 +49,8 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
             raise ValueError(f"{op}: pad should be at most half of effective kernel size, but "
                              f"got pad={pj}, kernel_size={kj} and dilation={dj}")
     x, added = _batched(input, nd, op)
-    out, idx = ops.max_pool_nd(x, k, s, p, d, ceil_mode, op=op)
+    out, idx = ops.max_pool_nd(x, k, s, p, d, ceil_mode, op=op,
+                               return_indices=return_indices)
     if return_indices:
         from ...autograd import Tensor
 

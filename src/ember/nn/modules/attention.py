@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ... import ops
 from ...autograd import Tensor, creation
 from .. import init
@@ -27,6 +29,19 @@ def _shape(x) -> tuple:
 def _as_additive(mask, dtype):
     """A float mask with -inf where the bool ``mask`` is True (PyTorch's "masked" convention)."""
     return creation.zeros(_shape(mask), dtype=dtype).masked_fill(mask, _NEG_INF)
+
+
+def _is_causal_mask(mask, L: int, S: int) -> bool:
+    """Whether an (L, S) attn_mask hides exactly the keys after each query: a float mask with
+    -inf above the diagonal and 0 elsewhere, or a bool mask True (= not allowed) there."""
+    if tuple(mask.shape) != (L, S):
+        return False
+    a = ops.as_array(mask)
+    if a.dtype.kind == "b":
+        return bool(np.array_equal(a, ops.causal_block(L, S)))
+    if a.dtype.kind != "f":
+        return False
+    return bool(np.array_equal(a, ops.causal_additive(L, S, a.dtype)))
 
 
 class MultiheadAttention(Module):
@@ -154,6 +169,7 @@ class MultiheadAttention(Module):
             raise self._error(f"key and value must have the same sequence length and batch "
                               f"size, got key {sk} and value {sv}")
         bf = self.batch_first or not batched
+        same = query is key and key is value
         if not batched:  # work on a batch of one, in the batch-first layout
             query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
             sq, sk = (1,) + sq, (1,) + sk
@@ -172,7 +188,35 @@ class MultiheadAttention(Module):
                               "the attn_mask too (e.g. "
                               "Transformer.generate_square_subsequent_mask(L))", RuntimeError)
         dtype = query.dtype
+        mask, causal = self._mask_for(attn_mask, key_padding_mask, batched, N, L, S, dtype)
+        dropout_p = self.dropout if self.training else 0.0
+        scale = 1.0 / math.sqrt(self.head_dim)
+        if (same and self.in_proj_weight is not None and self.bias_k is None
+                and not self.add_zero_attn):
+            # self-attention: one projection, attention on the packed result (heads are
+            # strided views of it), heads merged by the kernel
+            qkv = ops.linear(query, self.in_proj_weight, self.in_proj_bias)
+            res = ops.packed_attention(qkv, mask, num_heads=H, scale=scale, batch_first=bf,
+                                       causal=causal, dropout_p=dropout_p,
+                                       need_weights=need_weights, nan_rows=need_weights)
+            attn, weights = res if need_weights else (res, None)
+        else:
+            attn, weights = self._attend_general(query, key, value, mask, causal, bf, N, L, S,
+                                                 dtype, dropout_p, scale, need_weights)
+        out = ops.linear(attn, self.out_proj.weight, self.out_proj.bias)
+        if weights is not None and average_attn_weights:
+            weights = weights.mean(1)
+        if not batched:
+            out = out.squeeze(0)
+            if weights is not None:
+                weights = weights.squeeze(0)
+        return out, weights
 
+    def _attend_general(self, query, key, value, mask, causal, bf, N, L, S, dtype, dropout_p,
+                        scale, need_weights):
+        """Separate projections, head split, attention, head merge (any kdim/vdim, bias_kv,
+        zero_attn, cross-attention)."""
+        E, H = self.embed_dim, self.num_heads
         q, k, v = self._project(query, key, value, bf, N, L, S)  # each (N, H, len, D)
         extra = 0
         if self.bias_k is not None:
@@ -187,13 +231,10 @@ class MultiheadAttention(Module):
             k = ops.cat([k, z], 2)
             v = ops.cat([v, z], 2)
             extra += 1
-
-        mask = self._merge_masks(attn_mask, key_padding_mask, batched, N, L, S, dtype)
         if mask is not None and extra:
             pad_value = True if mask.dtype.np.kind == "b" else 0.0
             mask = ops.pad(mask, (0, extra), value=pad_value)
-        dropout_p = self.dropout if self.training else 0.0
-        res = ops.fused_attention(q, k, v, mask, scale=1.0 / math.sqrt(self.head_dim),
+        res = ops.fused_attention(q, k, v, mask, scale=scale, causal=causal,
                                   dropout_p=dropout_p, need_weights=need_weights,
                                   nan_rows=need_weights)
         attn, weights = res if need_weights else (res, None)
@@ -202,14 +243,7 @@ class MultiheadAttention(Module):
             attn = attn.permute(0, 2, 1, 3).reshape(N, L, E)
         else:
             attn = attn.permute(2, 0, 1, 3).reshape(L, N, E)
-        out = ops.linear(attn, self.out_proj.weight, self.out_proj.bias)
-        if weights is not None and average_attn_weights:
-            weights = weights.mean(1)
-        if not batched:
-            out = out.squeeze(0)
-            if weights is not None:
-                weights = weights.squeeze(0)
-        return out, weights
+        return attn, weights
 
     def _project(self, query, key, value, bf: bool, N: int, L: int, S: int):
         """The input projections, split into heads: q (N, H, L, D), k and v (N, H, S, D)."""
@@ -239,6 +273,39 @@ class MultiheadAttention(Module):
         if bf:
             return x.reshape(N, n, H, D).permute(0, 2, 1, 3)
         return x.reshape(n, N, H, D).permute(1, 2, 0, 3)
+
+    def _mask_for(self, attn_mask, key_padding_mask, batched, N, L, S, dtype):
+        """``(mask, causal)`` for the kernel: the merged mask (see :meth:`_merge_masks`), or
+        ``(None, True)`` when it is exactly the causal mask (-inf / True above the diagonal),
+        which the kernel applies from a cached block.
+
+        Masks that need no gradient are analysed once: the result is kept while the same mask
+        tensors (same objects and arrays, unchanged version counters) come back with the same
+        shapes and dtype.
+        """
+        if attn_mask is None and key_padding_mask is None:
+            return None, False
+        cacheable = all(m is None or (isinstance(m, Tensor) and not m.requires_grad)
+                        for m in (attn_mask, key_padding_mask))
+        if cacheable:
+            key = (batched, N, L, S, dtype, self.num_heads, self.bias_k is None,
+                   self.add_zero_attn,
+                   None if attn_mask is None else attn_mask._version[0],
+                   None if key_padding_mask is None else key_padding_mask._version[0])
+            arrays = tuple(None if m is None else m._data for m in (attn_mask, key_padding_mask))
+            c = self.__dict__.get("_mask_cache")
+            if (c is not None and c[0] is attn_mask and c[1] is key_padding_mask
+                    and c[2][0] is arrays[0] and c[2][1] is arrays[1] and c[3] == key):
+                return c[4]
+        mask = self._merge_masks(attn_mask, key_padding_mask, batched, N, L, S, dtype)
+        causal = False
+        if (cacheable and key_padding_mask is None and self.bias_k is None
+                and not self.add_zero_attn and _is_causal_mask(attn_mask, L, S)):
+            mask, causal = None, True
+        if cacheable:
+            self.__dict__["_mask_cache"] = (attn_mask, key_padding_mask, arrays, key,
+                                            (mask, causal))
+        return mask, causal
 
     def _merge_masks(self, attn_mask, key_padding_mask, batched, N, L, S, dtype):
         """One mask for the fused kernel, broadcastable to (N, H, L, S): bool (True = may

@@ -6,6 +6,9 @@ They have no parameters; the work is in :mod:`ember.nn.functional.pooling`.
 
 from __future__ import annotations
 
+from ...autograd.tensor import Tensor
+from ...ops.base import call
+from ...ops.pool import BlockMaxPool
 from ..functional import pooling as F
 from ..module import Module
 
@@ -35,7 +38,46 @@ class _MaxPool(_Pool):
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
+    _lean = None
+
+    def _lean_plan(self, key):
+        """The kernel size when windows never overlap nor pad (stride == kernel), else None."""
+        ksize = None
+        try:
+            nd = self._nd
+            k = F._ntuple(self.kernel_size, nd, "kernel_size", "")
+            s = F._ntuple(self.stride, nd, "stride", "")
+            if k == s and min(k) >= 1 and F._ntuple(self.padding, nd, "padding", "") == \
+                    (0,) * nd and F._ntuple(self.dilation, nd, "dilation", "") == (1,) * nd \
+                    and not self.return_indices:
+                ksize = k
+        except (TypeError, ValueError):
+            pass
+        self._lean = lean = (key, ksize, {})
+        return lean
+
     def forward(self, input):
+        key = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+               self.return_indices)
+        lean = self._lean
+        if lean is None or lean[0] != key:
+            lean = self._lean_plan(key)
+        ksize = lean[1]
+        if ksize is not None and isinstance(input, Tensor):
+            shape = input._data.shape
+            out = lean[2].get(shape)
+            if out is None:
+                out = False
+                # non-overlapping windows: every window inside the input (floor mode), or
+                # exact tiling (ceil mode), gives out = n // k
+                if len(shape) == self._nd + 2 and all(
+                        n >= k and (not self.ceil_mode or n % k == 0)
+                        for n, k in zip(shape[2:], ksize)):
+                    out = tuple(n // k for n, k in zip(shape[2:], ksize))
+                if len(lean[2]) < 64:
+                    lean[2][shape] = out
+            if out:
+                return call(BlockMaxPool, input, ksize=ksize, out_size=out)
         self._check(input)
         try:
             return F._max_pool(self._nd, input, self.kernel_size, self.stride, self.padding,

@@ -8,7 +8,9 @@ GRU r, z, n), initialization U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), unbat
 :class:`~ember.nn.utils.rnn.PackedSequence` inputs.
 
 Each layer/direction projects its whole input sequence through ``W_ih`` with one matmul and then
-runs the recurrence as one primitive (:func:`ember.ops.rnn_sequence`).
+runs the recurrence as one primitive (:func:`ember.ops.rnn_sequence`; the two directions of a
+bidirectional layer together, :func:`ember.ops.rnn_bidirectional`, which halves the per-step
+work).
 """
 
 from __future__ import annotations
@@ -188,19 +190,23 @@ class RNNBase(Module):
         hns, cns = [], []
         drop = self.dropout if self.training else 0.0
         for layer in range(self.num_layers):
-            outs = []
+            args = []
             for d in range(D):
                 k = layer * D + d
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(k)
                 xp = ops.linear(layer_in, w_ih, b_ih)
-                res = ops.rnn_sequence(
-                    self.mode, xp, h0s[k] if h0s is not None else zeros_h, w_hh, b_hh,
-                    c0=(c0s[k] if c0s is not None else zeros_c) if is_lstm else None,
-                    w_hr=w_hr, batch_sizes=batch_sizes, reverse=d == 1)
-                outs.append(res[0])
-                hns.append(res[1])
-                if is_lstm:
-                    cns.append(res[2])
+                args.append((xp, h0s[k] if h0s is not None else zeros_h, w_hh, b_hh,
+                             (c0s[k] if c0s is not None else zeros_c) if is_lstm else None,
+                             w_hr))
+            if D == 1:
+                res = ops.rnn_sequence(self.mode, *args[0], batch_sizes=batch_sizes)
+            else:  # both directions stepped together
+                res = ops.rnn_bidirectional(self.mode, args[0], args[1], batch_sizes)
+            per = 3 if is_lstm else 2
+            outs = list(res[::per])
+            hns.extend(res[1::per])
+            if is_lstm:
+                cns.extend(res[2::per])
             layer_in = outs[0] if D == 1 else ops.cat(outs, 1)
             if drop > 0 and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, drop, True)
