@@ -107,21 +107,34 @@ def sgd_step(param, grad, buf, *, lr, momentum, dampening, weight_decay, nestero
     np.subtract(param, out, out=param)
 
 
+def _decayed_grad(param, grad, lr, weight_decay, decoupled: bool, maximize: bool,
+                  ws: Workspace):
+    """The gradient after weight decay: decoupled (AdamW style) shrinks ``param`` in place by
+    ``lr * weight_decay``; otherwise ``weight_decay * param`` is added to the gradient."""
+    if decoupled:
+        if weight_decay != 0:
+            np.multiply(param, 1.0 - lr * weight_decay, out=param)
+        return _effective_grad(param, grad, 0, maximize, ws)
+    return _effective_grad(param, grad, weight_decay, maximize, ws)
+
+
+def _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws: Workspace):
+    """Adam's running moments, in place: m = lerp(m, g, 1 - beta1) and
+    v = beta2 v + (1 - beta2) g^2. Returns the scratch buffer it used (free to reuse)."""
+    tmp = ws.get(1, param)
+    _lerp_into(exp_avg, g, 1.0 - beta1, tmp)
+    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
+    _addcmul_sq_into(exp_avg_sq, g, 1.0 - beta2, tmp)
+    return tmp
+
+
 # --------------------------------------------------------------------------------------- Adam
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step: float, lr, beta1,
               beta2, eps, weight_decay, decoupled: bool, maximize: bool,
               ws: Workspace) -> None:
     """One Adam / AdamW step (``decoupled`` selects AdamW's weight decay)."""
-    if decoupled:
-        if weight_decay != 0:
-            np.multiply(param, 1.0 - lr * weight_decay, out=param)
-        g = _effective_grad(param, grad, 0, maximize, ws)
-    else:
-        g = _effective_grad(param, grad, weight_decay, maximize, ws)
-    tmp = ws.get(1, param)
-    _lerp_into(exp_avg, g, 1.0 - beta1, tmp)
-    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    _addcmul_sq_into(exp_avg_sq, g, 1.0 - beta2, tmp)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize, ws)
+    tmp = _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws)
     bias_correction1 = 1.0 - beta1 ** step
     bias_correction2 = 1.0 - beta2 ** step
     step_size = lr / bias_correction1
@@ -166,19 +179,12 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, *, step: float, lr,
     """One NAdam step; ``mu_product`` (0-d array, the running product of the momentum
     coefficients, float32 like PyTorch's) is updated in place too."""
     bias_correction2 = 1.0 - beta2 ** step
-    if weight_decay != 0 and decoupled:
-        np.multiply(param, 1.0 - lr * weight_decay, out=param)
-        g = _effective_grad(param, grad, 0, maximize, ws)
-    else:
-        g = _effective_grad(param, grad, weight_decay, maximize, ws)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize, ws)
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     np.multiply(mu_product, mu, out=mu_product)
     mu_product = float(mu_product)
-    tmp = ws.get(1, param)
-    _lerp_into(exp_avg, g, 1.0 - beta1, tmp)
-    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    _addcmul_sq_into(exp_avg_sq, g, 1.0 - beta2, tmp)
+    tmp = _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws)
     denom = ws.get(2, param)
     np.divide(exp_avg_sq, bias_correction2, out=denom)
     np.sqrt(denom, out=denom)
@@ -193,15 +199,8 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, *, step: float, lr,
 def radam_step(param, grad, exp_avg, exp_avg_sq, *, step: float, lr, beta1, beta2, eps,
                weight_decay, decoupled: bool, maximize: bool, ws: Workspace) -> None:
     """One RAdam step (rectified adaptive learning rate once the variance is tractable)."""
-    if weight_decay != 0 and decoupled:
-        np.multiply(param, 1.0 - lr * weight_decay, out=param)
-        g = _effective_grad(param, grad, 0, maximize, ws)
-    else:
-        g = _effective_grad(param, grad, weight_decay, maximize, ws)
-    tmp = ws.get(1, param)
-    _lerp_into(exp_avg, g, 1.0 - beta1, tmp)
-    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    _addcmul_sq_into(exp_avg_sq, g, 1.0 - beta2, tmp)
+    g = _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize, ws)
+    tmp = _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws)
     bias_correction1 = 1.0 - beta1 ** step
     bias_correction2 = 1.0 - beta2 ** step
     upd = ws.get(2, param)
