@@ -9,7 +9,8 @@ import pathlib
 import pytest
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "ember"
-ORDER = ["ops", "autograd", "io", "nn", "optim", "data", "train", "recipes", "cli"]
+ORDER = ["ops", "autograd", "io", "nn", "optim", "data", "train", "diagnostics", "explain",
+         "recipes", "cli"]
 
 
 def _imports(path: pathlib.Path) -> set:
