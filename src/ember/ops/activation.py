@@ -73,7 +73,8 @@ class Relu(Primitive):
     def forward(ctx, x):
         # against a zero *row* NumPy runs its vectorized loop (about twice as fast as against
         # the scalar 0); maximum propagates NaN, like PyTorch's relu
-        y = np.maximum(x, np.zeros(x.shape[-1:], x.dtype)) if x.ndim else np.maximum(x, 0)
+        # (below ~2k elements the call overhead dominates and the scalar form is cheaper)
+        y = np.maximum(x, np.zeros(x.shape[-1:], x.dtype)) if x.size > 2048 else np.maximum(x, 0)
         ctx.save_for_backward(y)
         return y
 

@@ -80,6 +80,8 @@ class Primitive:
 
 def call(prim, *args, **attrs):
     """Run ``prim`` on ``args``: recorded by autograd if a tensor is among them, else NumPy."""
+    if args and isinstance(args[0], TensorBase):  # the common case, checked first
+        return args[0]._apply_primitive(prim, args, attrs)
     for a in args:
         if isinstance(a, TensorBase):
             return a._apply_primitive(prim, args, attrs)
@@ -92,7 +94,11 @@ def data_of(x):
 
 
 def shape_of(x) -> tuple:
-    return np.shape(x._data if isinstance(x, TensorBase) else x)
+    if isinstance(x, TensorBase):
+        return x._data.shape
+    if type(x) is np.ndarray:
+        return x.shape
+    return np.shape(x)
 
 
 def dtype_of(x):

@@ -71,6 +71,11 @@ def promote(a, b, op: str, float_only: bool = False, broadcast: bool = True):
 
     With ``broadcast`` (the default), also check that the shapes broadcast together.
     """
+    xa = a._data if isinstance(a, TensorBase) else a
+    xb = b._data if isinstance(b, TensorBase) else b
+    if (type(xa) is np.ndarray and type(xb) is np.ndarray and xa.dtype is xb.dtype
+            and xa.shape == xb.shape and not (float_only and xa.dtype.kind != "f")):
+        return a, b  # the common case: same dtype, same shape
     da, db = dtype_of(a), dtype_of(b)
     if broadcast and da is not None and db is not None:
         sa, sb = shape_of(a), shape_of(b)
@@ -136,7 +141,7 @@ def cast(x, dtype):
 class Add(Primitive):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (shape_of(a), shape_of(b))
         ctx.alpha = alpha
         return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
 
@@ -153,7 +158,7 @@ class Add(Primitive):
 class Sub(Primitive):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (shape_of(a), shape_of(b))
         ctx.alpha = alpha
         return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
 
@@ -270,7 +275,7 @@ class Maximum(Primitive):
     def forward(ctx, a, b):
         ctx.wa = np.where(np.greater(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(
             np.result_type(a, b))
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (shape_of(a), shape_of(b))
         return np.maximum(a, b)
 
     @staticmethod
@@ -286,7 +291,7 @@ class Minimum(Maximum):
     def forward(ctx, a, b):
         ctx.wa = np.where(np.less(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(
             np.result_type(a, b))
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (shape_of(a), shape_of(b))
         return np.minimum(a, b)
 
 
@@ -296,7 +301,7 @@ class Where(Primitive):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.cond = cond
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (shape_of(a), shape_of(b))
         return np.where(cond, a, b)
 
     @staticmethod

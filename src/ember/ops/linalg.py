@@ -579,6 +579,16 @@ def linear(input, weight, bias=None):
     Shape: input (*, in_features), weight (out_features, in_features), bias (out_features),
     output (*, out_features).
     """
+    # fast path: the checks below, on the arrays, for the usual well-formed call
+    xa = input._data if isinstance(input, TensorBase) else input
+    wa = weight._data if isinstance(weight, TensorBase) else weight
+    ba = bias._data if isinstance(bias, TensorBase) else bias
+    if (type(xa) is np.ndarray and type(wa) is np.ndarray and wa.ndim == 2 and xa.ndim
+            and xa.shape[-1] == wa.shape[1] and xa.dtype is wa.dtype):
+        if ba is None:
+            return call(Linear, input, weight)
+        if type(ba) is np.ndarray and ba.shape == wa.shape[:1] and ba.dtype is wa.dtype:
+            return call(Linear, input, weight, bias)
     si, sw = shape_of(input), shape_of(weight)
     if len(sw) != 2 or not si or si[-1] != sw[1]:
         raise RuntimeError(f"linear: input of shape {si} does not match weight of shape {sw} "

@@ -44,6 +44,12 @@ class Workspace:
         self._bufs.clear()
 
 
+def tick(step: np.ndarray) -> float:
+    """Increment a 0-d step-counter array in place; return the new count as a float."""
+    step += 1
+    return float(step)
+
+
 def _effective_grad(param, grad, weight_decay: float, maximize: bool, ws: Workspace):
     """``(-grad if maximize else grad) + weight_decay * param``, without touching ``grad``."""
     if weight_decay == 0:

@@ -196,8 +196,8 @@ class Optimizer:
         """Increment ``state['step']`` and return the new value as a Python float."""
         step = state["step"]
         if isinstance(step, Tensor):
-            step.add_(1)
-            return float(step.item())
+            step._version[0] += 1
+            return optim_kernels.tick(step._data)
         state["step"] = step + 1
         return float(state["step"])
 
