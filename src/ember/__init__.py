@@ -114,3 +114,13 @@ def numel(input) -> int:
 
 def is_floating_point(input) -> bool:
     return input.is_floating_point()
+
+
+def __getattr__(name: str):
+    # ember.diagnostics loads on first use (ember.diagnostics.watch(...)): `import ember` stays
+    # fast and never imports the training doctor
+    if name == "diagnostics":
+        import importlib
+
+        return importlib.import_module(".diagnostics", __name__)
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from ember.recipes.tasks import parse_numbers, separable_data
 
 ALL = ["perceptron", "xor", "mnist1d-logreg", "mnist1d-mlp", "mnist1d-cnn", "mnist1d-gru",
        "digits-mlp", "digits-cnn", "tweets-lstm", "tweets-transformer", "numbers-en-fr",
-       "pycode-lstm", "pycode-gpt"]
+       "pycode-lstm", "pycode-gpt", "vanishing-gradients"]
 COMMON_FILES = ["config.json", "summary.json", "history.json", "metrics.csv",
                 "learning_curves.png", "last.safetensors", "best.safetensors"]
 EXTRA_FILES = {"classify": ["confusion_matrix.png"]}
@@ -65,6 +65,8 @@ def test_quick_run(run, name):
     if name == "perceptron":
         mistakes = history["history"]["mistakes"]
         assert mistakes[-1] == 0 and mistakes[-1] < mistakes[0]
+    elif name == "vanishing-gradients":  # the sick network is meant not to learn
+        assert "vanishing_gradients" in summary["doctor"]["kinds"], summary["doctor"]
     else:
         assert summary["final_loss"] < summary["first_loss"], summary
     if name.startswith(("tweets", "numbers", "pycode")):

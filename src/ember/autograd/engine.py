@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import Context
+from .anomaly import check_backward
 from .grad_mode import STATE
 
 _FREED = "freed"
@@ -55,7 +56,7 @@ class Node:
         self.saved_from = None  # for create_graph: where each saved value came from
         self.versions = None  # [(version counter, version at save time, description)]
         self.hooks = None  # {output_nr: [fn, ...]} from Tensor.register_hook on non-leaves
-        self.trace = None  # creation stack, recorded in anomaly-detection mode
+        self.trace = None  # where it was created (anomaly.Origin), in anomaly-detection mode
 
     def name(self) -> str:
         n = self.prim.op_name()
@@ -288,14 +289,14 @@ def _run_nodes(order, node_grads, leaf_grads, create_graph, retain_graph, needed
                     captured[k] = g
         if needed is not None and id(node) not in needed:
             continue
-        if STATE.anomaly:
-            _check_finite(node, grads, "incoming gradient")
         for nr, g in enumerate(grads):
             if g is None:
                 shape, dtype = node.out_meta[nr]
                 z = ops.zeros_array(shape, dtype)
                 grads[nr] = _wrap_if_array(z) if create_graph else z
         result = _call_backward(node, grads, create_graph, retain_graph)
+        if STATE.anomaly:
+            check_backward(node, grads, result)
         for i, (edge, g) in enumerate(zip(node.edges, result)):
             if edge is None or g is None:
                 continue
@@ -350,10 +351,3 @@ def _accumulate_leaf(leaf, g, create_graph: bool) -> None:
 def _exclusive(g, refcount: int) -> bool:
     return (type(g) is np.ndarray and refcount <= 4 and g.base is None and g.flags.writeable
             and g.flags.c_contiguous)
-
-
-def _check_finite(node: Node, grads: list, what: str) -> None:
-    for g in grads:
-        if g is not None and not ops.all_finite(g._data if hasattr(g, "_data") else g):
-            where = f"\nThe forward op was created at:\n{node.trace}" if node.trace else ""
-            raise RuntimeError(f"{node.name()}: {what} contains NaN or Inf{where}")

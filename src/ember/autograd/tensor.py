@@ -18,6 +18,7 @@ import numpy as np
 from .. import ops
 from ..ops import dtypes as _dt
 from ..ops.base import Context, Primitive, TensorBase
+from .anomaly import capture_origin, check_forward
 from .engine import Node, run_backward
 from .grad_mode import STATE
 
@@ -90,13 +91,15 @@ class Tensor(TensorBase):
                 arrays.append(a)
         if not (needs_grad and STATE.enabled and prim.differentiable):
             out = _forward(prim, ops.base.NULL_CTX, arrays, attrs)
+            if STATE.anomaly:  # the only cost of anomaly mode when it is off
+                check_forward(prim, args, attrs, out if isinstance(out, tuple) else (out,))
             if isinstance(out, tuple):
                 return tuple(_wrap_view(prim, o, args) for o in out)
             return _wrap_view(prim, out, args)
         ctx = Context()
         out = _forward(prim, ctx, arrays, attrs)
         if type(out) is np.ndarray:  # one output: the common case
-            node = _record(prim, ctx, args, arrays, (out,))
+            node = _record(prim, ctx, args, arrays, (out,), attrs)
             t = _wrap_view(prim, out, args, node)
             if node.versions is not None:
                 _fix_output_versions(node, [t])
@@ -104,7 +107,7 @@ class Tensor(TensorBase):
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)
         outs = tuple(o if type(o) is np.ndarray else np.asarray(o) for o in outs)
-        node = _record(prim, ctx, args, arrays, outs)
+        node = _record(prim, ctx, args, arrays, outs, attrs)
         results = []
         for k, o in enumerate(outs):
             t = Tensor._make(o, True, node, k)
@@ -563,7 +566,7 @@ def _wrap_view(prim, out, args, node=None):
     return t
 
 
-def _record(prim, ctx, args, arrays, outs) -> Node:
+def _record(prim, ctx, args, arrays, outs, attrs) -> Node:
     """Build the graph node of one op (kept lean: this runs for every recorded op)."""
     edges = []
     in_meta = []
@@ -599,10 +602,9 @@ def _record(prim, ctx, args, arrays, outs) -> Node:
             sources.append(src)
         node.saved_from = sources
         node.versions = versions
-    if STATE.anomaly:
-        import traceback
-
-        node.trace = "".join(traceback.format_stack()[:-3])
+    if STATE.anomaly:  # remember where the op was created, for errors in backward
+        node.trace = capture_origin()
+        check_forward(prim, args, attrs, outs, node.trace)
     return node
 
 

@@ -2,7 +2,8 @@
 
     ember recipes                              the recipes and what they do
     ember train RECIPE [--epochs N] [--steps N] [--lr X] [--batch-size B] [--seed S]
-                       [--out DIR] [--resume] [--quick]
+                       [--out DIR] [--resume] [--quick] [--doctor] [--set KEY=VALUE ...]
+    ember doctor RUN_DIR [--no-plots]          the training doctor's report of a run
     ember evaluate RUN_DIR [--checkpoint best|last]
     ember predict RUN_DIR INPUT...             numbers (mnist1d: 40, digits: 64) or texts
     ember generate RUN_DIR --prompt TEXT [--length N] [--temperature T] [--top-k K]
@@ -15,6 +16,7 @@ A wrong recipe name, option or input prints one line on stderr and exits with st
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 
@@ -67,6 +69,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _key_value(text: str) -> tuple:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value  # a bare word: a string
+    return key.strip().replace("-", "_"), parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ember", description="ember: recipes, training runs and the demo.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -82,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.add_argument("--quick", action="store_true", help="a few steps on a tiny subset")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    t.add_argument("--doctor", action="store_true",
+                   help="watch the training and diagnose it (report in RUN_DIR/doctor/)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="set a recipe hyperparameter, e.g. --set cure=true (repeatable)")
+    dr = sub.add_parser("doctor", help="print the training doctor's report of a run")
+    dr.add_argument("run_dir")
+    dr.add_argument("--no-plots", action="store_true", help="do not redraw the PNG plots")
     e = sub.add_parser("evaluate", help="evaluate a run on the test split")
     e.add_argument("run_dir")
     e.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto")
@@ -127,17 +147,33 @@ def _cmd_recipes(args, recipes) -> int:
 def _cmd_train(args, recipes, argv) -> int:
     recipes.get_recipe(args.recipe)  # fail fast on a wrong name
     out = args.out or f"runs/{args.recipe}"
+    overrides = {"epochs": args.epochs, "steps": args.steps, "lr": args.lr,
+                 "batch_size": args.batch_size, "seed": args.seed, **dict(args.set)}
     summary = recipes.train(args.recipe, out, quick=args.quick, resume=args.resume,
                             verbose=0 if args.quiet else 2,
                             command=" ".join(["ember", *map(shlex.quote, argv)]),
-                            epochs=args.epochs, steps=args.steps, lr=args.lr,
-                            batch_size=args.batch_size, seed=args.seed)
+                            doctor=args.doctor, **overrides)
     print(f"{args.recipe}: test metrics ({summary['wall_time_s']:.1f} s, run directory {out})")
     _print_metrics(summary["test"])
     if "baseline" in summary:
         b = summary["baseline"]
         print(f"  baseline {b['model']}: accuracy {b['accuracy']:.4f}, "
               f"macro_f1 {b['macro_f1']:.4f}")
+    if "doctor" in summary:
+        from ember.diagnostics import print_report
+        from ember.recipes.runs import doctor_report_dir
+
+        print()
+        print_report(doctor_report_dir(out), plots=False)
+        print(f"\nDoctor report: {out}/doctor/ (report.txt, findings.json, stats.json, PNGs)")
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    from ember.diagnostics import print_report
+    from ember.recipes.runs import doctor_report_dir
+
+    print_report(doctor_report_dir(args.run_dir), plots=not args.no_plots)
     return 0
 
 
@@ -153,6 +189,8 @@ def _run(args, argv) -> int:
         return _cmd_recipes(args, recipes)
     if args.command == "train":
         return _cmd_train(args, recipes, argv)
+    if args.command == "doctor":
+        return _cmd_doctor(args)
     if args.command == "evaluate":
         metrics = recipes.evaluate(args.run_dir, args.checkpoint)
         print(f"{args.run_dir}: test metrics")

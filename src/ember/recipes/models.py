@@ -160,25 +160,31 @@ class SmallCNN(nn.Module):
 
 
 class LSTMClassifier(nn.Module):
-    """Embedding + bidirectional LSTM; the final states of both directions feed a classifier."""
+    """Embedding + bidirectional LSTM read out by max- and mean-pooling its outputs over the
+    real (unpadded) time steps of both directions; pooling every step, rather than keeping only
+    the final states, lets a word anywhere in the text drive the class."""
 
     def __init__(self, vocab: int, classes: int = 3, embed: int = 64, hidden: int = 64,
-                 dropout: float = 0.3, padding_idx: int = 0):
+                 dropout: float = 0.3, padding_idx: int = 0, embed_dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed, padding_idx=padding_idx)
         self.rnn = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
+        self.embed_dropout = nn.Dropout(embed_dropout)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(2 * hidden, classes)
+        self.out = nn.Linear(4 * hidden, classes)
 
     def forward(self, tokens, lengths=None):
-        x = self.dropout(self.embedding(tokens))
-        if lengths is not None:
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                                                       enforce_sorted=False)
-            _, (h, _) = self.rnn(packed)
-        else:
-            _, (h, _) = self.rnn(x)
-        return self.out(self.dropout(ember.cat([h[-2], h[-1]], dim=1)))
+        x = self.embed_dropout(self.embedding(tokens))
+        if lengths is None:
+            lengths = ember.full((tokens.shape[0],), tokens.shape[1], dtype=ember.int64)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+        steps = ember.arange(out.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        largest = out.masked_fill(~steps.unsqueeze(-1), -1e4).amax(1)
+        mean = out.sum(1) / lengths.to(out.dtype).unsqueeze(1)
+        return self.out(self.dropout(ember.cat([largest, mean], dim=1)))
 
 
 class TransformerClassifier(nn.Module):

@@ -25,6 +25,7 @@ Running a recipe writes a *run directory*::
     confusion_matrix.png   classifiers only
     tokenizer*.json        text recipes: the vocabulary fitted on the training split
     summary.json           final test metrics, wall time, machine, command
+    doctor/                with --doctor: the training doctor's report (ember.diagnostics)
 
 ``list_recipes()`` names the recipes; ``get_recipe(name)`` returns one (an unknown name raises
 ``ValueError`` listing the valid ones).
@@ -32,6 +33,7 @@ Running a recipe writes a *run directory*::
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -43,7 +45,7 @@ import numpy as np
 import ember
 
 __all__ = ["Recipe", "RecipeError", "register", "list_recipes", "get_recipe", "COMMON_KEYS",
-           "write_json", "read_json", "machine_info"]
+           "write_json", "read_json", "machine_info", "run_callbacks", "DOCTOR_DIR"]
 
 # hyperparameters every recipe has (the command line can override them)
 COMMON_KEYS = ("epochs", "steps", "lr", "batch_size", "seed")
@@ -65,8 +67,21 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def _ensure_loaded() -> None:
-    if not _RECIPES:
-        from . import tasks  # noqa: F401  (registers the built-in recipes)
+    from . import tasks, vanishing  # noqa: F401  (importing them registers the recipes)
+
+
+#: the training doctor's report folder inside a run directory (``ember train --doctor``)
+DOCTOR_DIR = "doctor"
+
+# Extra Trainer callbacks for the run in progress (the doctor's): Recipe.run sets them and
+# the recipes' fit helper adds them, so that no train_run signature has to change.
+_RUN_CALLBACKS: contextvars.ContextVar = contextvars.ContextVar("ember_recipe_callbacks",
+                                                                default=())
+
+
+def run_callbacks() -> list:
+    """The callbacks that :meth:`Recipe.run` asks the current run's Trainer to add."""
+    return list(_RUN_CALLBACKS.get())
 
 
 def list_recipes() -> list[str]:
@@ -129,6 +144,10 @@ class Recipe:
     defaults: dict = {}
     quick: dict = {}
     doc: str = ""
+    #: whether ``run(doctor=True)`` can watch the training (False: no Trainer is used)
+    supports_doctor: bool = True
+    #: train with the doctor on even without ``doctor=True`` (the vanishing-gradients demo)
+    always_doctor: bool = False
 
     # ---------------------------------------------------------------- configuration
     def config(self, quick: bool = False, **overrides) -> dict:
@@ -168,17 +187,34 @@ class Recipe:
 
     # ---------------------------------------------------------------- running
     def run(self, out_dir, cfg: dict | None = None, resume: bool = False, verbose: int = 0,
-            command: str | None = None) -> dict:
+            command: str | None = None, doctor: bool = False) -> dict:
         """Train into ``out_dir`` (resuming from its last checkpoint with ``resume``), test,
-        and write the run directory; returns the summary (also ``summary.json``)."""
+        and write the run directory; returns the summary (also ``summary.json``).
+
+        With ``doctor`` the training doctor (:class:`ember.diagnostics.DoctorCallback`)
+        watches the training and writes its report to ``out_dir/doctor/``; the summary's
+        ``doctor`` entry counts its findings. On a resumed run the doctor sees only the
+        steps trained after resuming.
+        """
         cfg = dict(cfg if cfg is not None else self.config())
+        doctor = bool(doctor) or self.always_doctor
+        if doctor and not self.supports_doctor:
+            raise RecipeError(f"recipe {self.name!r} does not train with a Trainer, so the "
+                              f"doctor cannot watch it; try another recipe")
         out_dir = os.fspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
         write_json(os.path.join(out_dir, "config.json"),
                    {"recipe": self.name, "task": self.task, "config": cfg})
         start = time.perf_counter()
         ember.manual_seed(int(cfg["seed"]))
-        result = self.train_run(out_dir, cfg, resume=resume, verbose=verbose)
+        callback = _doctor_callback(out_dir, cfg) if doctor else None
+        token = _RUN_CALLBACKS.set((callback,) if callback is not None else ())
+        try:
+            result = self.train_run(out_dir, cfg, resume=resume, verbose=verbose)
+        finally:
+            _RUN_CALLBACKS.reset(token)
+        if callback is not None:
+            result["doctor"] = _doctor_summary(callback)
         summary = {"recipe": self.name, "task": self.task, "config": cfg,
                    "test": result.get("test", {}),
                    "wall_time_s": round(time.perf_counter() - start, 3),
@@ -202,6 +238,21 @@ class Recipe:
 
     def __repr__(self) -> str:
         return f"Recipe({self.name!r}, task={self.task!r})"
+
+
+def _doctor_callback(out_dir: str, cfg: dict):
+    from ..diagnostics import DoctorCallback
+
+    return DoctorCallback(every=int(cfg.get("doctor_every", 10)),
+                          report_dir=os.path.join(out_dir, DOCTOR_DIR), verbose=0)
+
+
+def _doctor_summary(callback) -> dict:
+    findings = callback.findings
+    return {"report_dir": DOCTOR_DIR,
+            **{sev: sum(f.severity == sev for f in findings)
+               for sev in ("error", "warning", "info")},
+            "kinds": sorted({f.kind for f in findings if f.level >= 1})}
 
 
 def _check_run_dir(run_dir) -> dict:

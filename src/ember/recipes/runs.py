@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import os
 
-from .registry import RecipeError, get_recipe, open_run, read_json
+from .registry import DOCTOR_DIR, RecipeError, get_recipe, open_run, read_json
 
-__all__ = ["train", "evaluate", "predict", "generate", "translate", "load_run"]
+__all__ = ["train", "evaluate", "predict", "generate", "translate", "load_run",
+           "doctor_report_dir"]
 
 _VERB_TASK = {"predict": "classify", "translate": "translate", "generate": "generate"}
 _TASK_VERB = {"classify": "predict", "translate": "translate", "generate": "generate"}
 
 
 def train(name: str, out_dir, quick: bool = False, resume: bool = False, verbose: int = 0,
-          command: str | None = None, **overrides) -> dict:
+          command: str | None = None, doctor: bool = False, **overrides) -> dict:
     """Run recipe ``name`` into ``out_dir`` and return its summary.
 
     ``overrides``: hyperparameters (``epochs``, ``steps``, ``lr``, ``batch_size``, ``seed``,
     or a recipe's own). With ``resume`` and an existing ``config.json``, the saved
-    configuration is the base (the overrides still apply, e.g. more epochs).
+    configuration is the base (the overrides still apply, e.g. more epochs). With ``doctor``
+    the training doctor watches the run and reports in ``out_dir/doctor/``.
     """
     recipe = get_recipe(name)
     cfg_path = os.path.join(os.fspath(out_dir), "config.json")
@@ -39,7 +41,8 @@ def train(name: str, out_dir, quick: bool = False, resume: bool = False, verbose
         recipe.check_config(cfg)
     else:
         cfg = recipe.config(quick=quick, **overrides)
-    return recipe.run(out_dir, cfg, resume=resume, verbose=verbose, command=command)
+    return recipe.run(out_dir, cfg, resume=resume, verbose=verbose, command=command,
+                      doctor=doctor)
 
 
 def load_run(run_dir, which: str = "auto"):
@@ -83,3 +86,16 @@ def translate(run_dir, text: str, beam: int = 0) -> str:
     """Translate with a translation run (greedy, or beam search with ``beam`` > 1)."""
     recipe, cfg = _for("translate", run_dir)
     return recipe.translate(os.fspath(run_dir), cfg, text, beam)
+
+
+def doctor_report_dir(run_dir) -> str:
+    """The doctor's report folder of ``run_dir``; a :class:`RecipeError` says how to get one
+    when the run was trained without the doctor."""
+    recipe, _ = open_run(run_dir)
+    folder = os.path.join(os.fspath(run_dir), DOCTOR_DIR)
+    if not os.path.isfile(os.path.join(folder, "stats.json")):
+        raise RecipeError(f"{os.fspath(run_dir)!r} was trained without --doctor, so it has no "
+                          f"doctor report; train it with the doctor on: 'ember train "
+                          f"{recipe.name} --doctor --out {os.fspath(run_dir)}' (this retrains "
+                          f"the run; give another --out to keep this one)")
+    return folder

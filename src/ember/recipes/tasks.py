@@ -29,6 +29,7 @@ from .registry import (
     load_weights,
     read_json,
     register,
+    run_callbacks,
     write_json,
 )
 
@@ -39,7 +40,7 @@ def _fit(trainer, train_loader, val_loader, epochs, out_dir, resume, verbose,
          checkpoint_every=None):
     """Trainer.fit with the run directory's checkpoints, CSV/JSON logs and learning curves."""
     callbacks = [CSVLogger(os.path.join(out_dir, "metrics.csv")),
-                 JSONLogger(os.path.join(out_dir, "history.json"))]
+                 JSONLogger(os.path.join(out_dir, "history.json")), *run_callbacks()]
     history = trainer.fit(train_loader, epochs=epochs, val_data=val_loader, callbacks=callbacks,
                           verbose=verbose, checkpoint_dir=out_dir,
                           checkpoint_every=checkpoint_every, resume=resume)
@@ -258,6 +259,7 @@ class PerceptronRecipe(_ClassifierMixin, Recipe):
     defaults = {"epochs": 100, "lr": 1.0, "n_train": 200, "n_test": 200, "margin": 0.1}
     quick = {"n_train": 100, "n_test": 100}
     n_features = 2
+    supports_doctor = False  # the perceptron rule, not a Trainer
 
     def classes(self, cfg):
         return [0, 1]
@@ -315,6 +317,7 @@ class XorRecipe(PerceptronRecipe):
     defaults = {"epochs": 20, "steps_per_epoch": 25, "lr": 0.05, "hidden": 8,
                 "perceptron_epochs": 50}
     quick = {"epochs": 8}
+    supports_doctor = True
 
     def _data(self, cfg):
         return (XOR_X, XOR_Y), (XOR_X, XOR_Y)
@@ -596,12 +599,14 @@ class _TweetsBase(_ClassifierMixin, Recipe):
 class TweetsLSTM(_TweetsBase):
     name = "tweets-lstm"
     description = "Tweet sentiment (3 classes), bidirectional LSTM vs a TF-IDF baseline"
-    defaults = {**_TweetsBase.common, "embed": 64, "hidden": 64}
-    quick = {**_TweetsBase.quick_common, "embed": 16, "hidden": 16}
+    defaults = {**_TweetsBase.common, "epochs": 6, "embed": 100, "hidden": 64, "dropout": 0.5,
+                "embed_dropout": 0.3}
+    quick = {**_TweetsBase.quick_common, "embed": 16, "hidden": 16, "embed_dropout": 0.0}
 
     def build(self, cfg, vocab):
         return models.LSTMClassifier(vocab, 3, int(cfg["embed"]), int(cfg["hidden"]),
-                                     float(cfg["dropout"]))
+                                     float(cfg["dropout"]),
+                                     embed_dropout=float(cfg.get("embed_dropout", 0.0)))
 
 
 class TweetsTransformer(_TweetsBase):
