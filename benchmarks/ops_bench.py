@@ -7,6 +7,7 @@ Python cost around each NumPy call); large ones show the kernels themselves. Eac
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -14,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ember  # noqa: E402
-from common import machine, time_call, write_results  # noqa: E402
+from common import bench_threads, machine, time_call, write_json, write_results  # noqa: E402
 
 
 def cases():
@@ -38,7 +39,7 @@ def cases():
     ]
 
 
-def bench_one(m, shapes, op):
+def bench_one(m, shapes, op, min_time: float = 0.4):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     inputs = [m.tensor(a, requires_grad=True) for a in arrays]
@@ -51,18 +52,25 @@ def bench_one(m, shapes, op):
         y = op(m, *inputs)
         y.backward(upstream)
 
-    return time_call(step)
+    return time_call(step, min_time=min_time, warmup=20 if min_time >= 0.1 else 3,
+                     min_reps=30 if min_time >= 0.1 else 5)
 
 
 def main() -> None:
     import torch
 
-    threads = os.cpu_count()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--time", type=float, default=0.4, help="seconds per measurement")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="write the raw seconds to PATH instead of results/ops.*")
+    args = parser.parse_args()
+    threads = bench_threads()
     torch.set_num_threads(threads)
-    rows = []
+    rows, raw = [], {}
     for name, shapes, op in cases():
-        te = bench_one(ember, shapes, op)
-        tt = bench_one(torch, shapes, op)
+        te = bench_one(ember, shapes, op, args.time)
+        tt = bench_one(torch, shapes, op, args.time)
+        raw[name] = {"shapes": " x ".join(str(s) for s in shapes), "ember": te, "torch": tt}
         rows.append([name, " x ".join(str(s) for s in shapes), f"{te * 1e6:.1f}",
                      f"{tt * 1e6:.1f}", f"{tt / te:.2f}x"])
         print(f"{name:24s} ember {te * 1e6:9.1f} us   torch {tt * 1e6:9.1f} us   "
@@ -70,6 +78,9 @@ def main() -> None:
     meta = {"machine": machine(), "threads": threads,
             "versions": f"ember {ember.__version__}, torch {torch.__version__}, "
                         f"numpy {np.__version__}"}
+    if args.json:
+        write_json(args.json, {"meta": meta, "seconds": raw})
+        return
     table = write_results("ops", rows, ["op (forward+backward)", "shapes", "ember us",
                                         "PyTorch us", "speed (PyTorch time / ember time)"], meta)
     print("\n" + table)

@@ -4,6 +4,9 @@ Run: ``python benchmarks/train_bench.py [--only NAME ...]`` (needs torch). Every
 written once against a framework module ``m`` (``ember`` or ``torch``): the APIs are the same.
 For each workload it reports the median time of a training step (forward, backward, optimizer
 step) and of a batch-1 inference (eval mode, no gradient), and the speed ratio.
+
+Importing this module imports neither framework (the memory and JAX benchmarks reuse
+``WORKLOADS`` and ``setup`` in processes that must hold only one of them).
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ember  # noqa: E402
-from common import machine, time_call, write_results  # noqa: E402
+from common import bench_threads, machine, time_call, write_json, write_results  # noqa: E402
 
 
 def mlp_residual(m):
@@ -187,7 +189,10 @@ def setup(m, name: str):
 
 
 def run(name: str, reps_time: float = 1.0) -> dict:
+    """Median seconds of a train step and a batch-1 inference, for ember and PyTorch."""
     import torch
+
+    import ember
 
     res = {}
     for label, m in (("ember", ember), ("torch", torch)):
@@ -202,22 +207,29 @@ def run(name: str, reps_time: float = 1.0) -> dict:
 def main() -> None:
     import torch
 
+    import ember
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="workload names")
     parser.add_argument("--time", type=float, default=1.5, help="seconds per measurement")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="write the raw seconds to PATH instead of results/train.*")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count())
-    rows = []
+    torch.set_num_threads(bench_threads())
+    rows, raw = [], {}
     for name in args.only or list(WORKLOADS):
-        r = run(name, args.time)
+        r = raw[name] = run(name, args.time)
         tr, inf = r["torch_train"] / r["ember_train"], r["torch_infer"] / r["ember_infer"]
         rows.append([name, f"{r['ember_train'] * 1e3:.2f}", f"{r['torch_train'] * 1e3:.2f}",
                      f"{tr:.2f}x", f"{r['ember_infer'] * 1e3:.3f}",
                      f"{r['torch_infer'] * 1e3:.3f}", f"{inf:.2f}x"])
         print(" | ".join(rows[-1]), flush=True)
-    meta = {"machine": machine(), "threads": os.cpu_count(),
+    meta = {"machine": machine(), "threads": bench_threads(),
             "versions": f"ember {ember.__version__}, torch {torch.__version__}, "
                         f"numpy {np.__version__}"}
+    if args.json:
+        write_json(args.json, {"meta": meta, "seconds": raw})
+        return
     table = write_results("train", rows, [
         "workload", "ember train ms", "PyTorch train ms", "train speed",
         "ember infer ms (batch 1)", "PyTorch infer ms", "infer speed"], meta)
