@@ -518,9 +518,19 @@ class _TweetsBase(_ClassifierMixin, Recipe):
     input_kind = "text"
     common = {"epochs": 4, "lr": 2e-3, "batch_size": 64, "max_length": 48,
               "vocab_size": 20000, "min_freq": 2, "subset": None, "test_subset": None,
-              "dropout": 0.3}
+              "dropout": 0.3, "schedule": "constant", "label_smoothing": 0.0,
+              "weight_decay": 0.0}
     quick_common = {"epochs": 2, "subset": 384, "test_subset": 128, "vocab_size": 2000,
                     "min_freq": 1, "batch_size": 64}
+
+    def check_config(self, cfg):
+        super().check_config(cfg)
+        if cfg.get("schedule") not in ("constant", "onecycle"):
+            raise RecipeError(f"schedule must be 'constant' or 'onecycle', got "
+                              f"{cfg.get('schedule')!r}")
+        if not 0.0 <= float(cfg.get("label_smoothing", 0.0)) < 1.0:
+            raise RecipeError(f"label_smoothing must be in [0, 1), got "
+                              f"{cfg['label_smoothing']}")
 
     def classes(self, cfg):
         from ember.data.datasets import TWEETS_CLASSES
@@ -562,11 +572,20 @@ class _TweetsBase(_ClassifierMixin, Recipe):
                                         max_size=int(cfg["vocab_size"]))
             tok.save(tok_path)
         model = self.build(cfg, len(tok.vocab))
-        opt = ember.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
-        trainer = Trainer(model, opt, metrics=["accuracy"], grad_clip_norm=1.0)
         train_loader = self.loader(texts, y, tok, cfg, shuffle=True)
-        history = _fit(trainer, train_loader, self.loader(vtexts, vy, tok, cfg),
-                       self.epochs_for(cfg, len(train_loader)), out_dir, resume, verbose)
+        epochs = self.epochs_for(cfg, len(train_loader))
+        lr, wd = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+        opt = (ember.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd) if wd
+               else ember.optim.Adam(model.parameters(), lr=lr))
+        # one-cycle: a short warm-up to ``lr``, then cosine annealing over the whole run
+        sched = (ember.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, pct_start=0.1,
+                                                     total_steps=epochs * len(train_loader))
+                 if cfg.get("schedule") == "onecycle" else None)
+        loss_fn = ember.nn.CrossEntropyLoss(label_smoothing=float(cfg.get("label_smoothing", 0.0)))
+        trainer = Trainer(model, opt, loss_fn=loss_fn, metrics=["accuracy"], grad_clip_norm=1.0,
+                          scheduler=sched, scheduler_interval="step")
+        history = _fit(trainer, train_loader, self.loader(vtexts, vy, tok, cfg), epochs,
+                       out_dir, resume, verbose)
         test = self.test(out_dir, cfg, write=True)
         ttexts, ty = self.split("test", cfg)
         baseline = _tfidf_baseline(texts, y, ttexts, ty)
@@ -599,8 +618,9 @@ class _TweetsBase(_ClassifierMixin, Recipe):
 class TweetsLSTM(_TweetsBase):
     name = "tweets-lstm"
     description = "Tweet sentiment (3 classes), bidirectional LSTM vs a TF-IDF baseline"
-    defaults = {**_TweetsBase.common, "epochs": 6, "embed": 100, "hidden": 64, "dropout": 0.5,
-                "embed_dropout": 0.3}
+    defaults = {**_TweetsBase.common, "epochs": 6, "lr": 3e-3, "embed": 100, "hidden": 64,
+                "dropout": 0.5, "embed_dropout": 0.3, "schedule": "onecycle",
+                "label_smoothing": 0.1, "weight_decay": 0.01}
     quick = {**_TweetsBase.quick_common, "embed": 16, "hidden": 16, "embed_dropout": 0.0}
 
     def build(self, cfg, vocab):
