@@ -1,15 +1,2 @@
-import pytest
-
-from tests.recipes.runs import one_blas_thread, quick_run
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_blas_thread():
-    with one_blas_thread():
-        yield
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory):
-    """``run(name) -> (run_dir, summary)``: the session's quick run of a recipe."""
-    return lambda name: quick_run(tmp_path_factory, name)
+# the session's quick recipe runs and one BLAS thread (tests/recipes/fixtures.py)
+from tests.recipes.fixtures import _one_blas_thread, run  # noqa: F401

@@ -8,6 +8,8 @@
     ember predict RUN_DIR INPUT...             numbers (mnist1d: 40, digits: 64) or texts
     ember generate RUN_DIR --prompt TEXT [--length N] [--temperature T] [--top-k K]
     ember translate RUN_DIR TEXT [--beam K]
+    ember explain RUN_DIR INPUT [--method ig|saliency|smoothgrad|gradcam|gradcam++|occlusion|
+                  attention] [--target CLASS] [--out FILE]
     ember demo                                 a small network learns a spiral
 
 A wrong recipe name, option or input prints one line on stderr and exits with status 2.
@@ -19,6 +21,9 @@ import argparse
 import json
 import shlex
 import sys
+
+from . import explain as _explain
+from .argtypes import int_at_least, positive_number
 
 __all__ = ["main", "build_parser"]
 
@@ -39,36 +44,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(0)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _key_value(text: str) -> tuple:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -86,10 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("recipes", help="list the recipes")
     t = sub.add_parser("train", help="train a recipe into a run directory")
     t.add_argument("recipe")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--steps", type=_positive_int, help="optimizer steps (instead of epochs)")
-    t.add_argument("--lr", type=_positive_float)
-    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--epochs", type=int_at_least(1))
+    t.add_argument("--steps", type=int_at_least(1), help="optimizer steps (instead of epochs)")
+    t.add_argument("--lr", type=positive_number)
+    t.add_argument("--batch-size", type=int_at_least(1))
     t.add_argument("--seed", type=int)
     t.add_argument("--out", help="run directory (default runs/RECIPE)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -111,15 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="sample text from a language-model run")
     g.add_argument("run_dir")
     g.add_argument("--prompt", required=True)
-    g.add_argument("--length", type=_nonneg_int, default=200)
-    g.add_argument("--temperature", type=_positive_float, default=1.0)
-    g.add_argument("--top-k", type=_nonneg_int, default=0)
+    g.add_argument("--length", type=int_at_least(0), default=200)
+    g.add_argument("--temperature", type=positive_number, default=1.0)
+    g.add_argument("--top-k", type=int_at_least(0), default=0)
     g.add_argument("--seed", type=int)
     tr = sub.add_parser("translate", help="translate with a translation run")
     tr.add_argument("run_dir")
     tr.add_argument("text", nargs="+")
-    tr.add_argument("--beam", type=_nonneg_int, default=0, help="beam width (0/1: greedy)")
+    tr.add_argument("--beam", type=int_at_least(0), default=0, help="beam width (0/1: greedy)")
     sub.add_parser("demo", help="train a small network with ember's autograd")
+    _explain.add_parser(sub)
     return p
 
 
@@ -183,6 +159,8 @@ def _run(args, argv) -> int:
 
         demo()
         return 0
+    if args.command == "explain":
+        return _explain.run(args)
     from ember import recipes
 
     if args.command == "recipes":

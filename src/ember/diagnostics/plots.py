@@ -16,7 +16,7 @@ __all__ = ["plot_all", "plot_gradient_flow", "plot_activations", "plot_gradients
 
 
 def _figure(width: float, height: float):
-    from ..train.plots import _figure as figure  # lazy: matplotlib on first use
+    from ..train.plots import new_figure as figure  # lazy: matplotlib on first use
 
     return figure(width, height)
 

@@ -193,7 +193,7 @@ XOR_Y = np.array([0, 1, 1, 0], dtype=np.int64)
 
 def _plot_boundaries(panels, path):
     """``panels``: list of (title, predict_fn on (N, 2) arrays -> labels, x, y)."""
-    from ember.train.plots import _figure
+    from ember.train.plots import new_figure as _figure
 
     fig = _figure(4.2 * len(panels), 4.0)
     for i, (title, fn, x, y) in enumerate(panels):

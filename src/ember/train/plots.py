@@ -14,12 +14,14 @@ import numpy as np
 __all__ = ["plot_history", "plot_confusion_matrix"]
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float, user: str = "ember.train.plots"):
+    """A matplotlib Figure on the Agg canvas (no display needed); matplotlib is imported here,
+    on first use, and its absence is a clear error naming ``user``."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("ember.train.plots needs matplotlib: pip install matplotlib (or "
+        raise ImportError(f"{user} needs matplotlib: pip install matplotlib (or "
                           "pip install 'ember[plots]')") from e
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
@@ -49,7 +51,7 @@ def plot_history(history, path, keys=None, title: str | None = None) -> str:
         keys += [k[4:] for k in hist if k.startswith("val_") and k[4:] not in hist]
     if not keys:
         raise ValueError("plot_history: the history is empty (nothing to plot)")
-    fig = _figure(4.5 * len(keys), 3.5)
+    fig = new_figure(4.5 * len(keys), 3.5)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(1, len(keys), i + 1)
         for name, label in ((key, "train"), (f"val_{key}", "validation")):
@@ -91,7 +93,7 @@ def plot_confusion_matrix(cm, path, class_names=None, normalize: bool = False,
     n = cm.shape[0]
     names = [str(c) for c in (class_names if class_names is not None else range(n))]
     size = max(4.0, 0.5 * n + 2)
-    fig = _figure(size, size)
+    fig = new_figure(size, size)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(cm, cmap="Blues")
     fig.colorbar(image, ax=ax)
