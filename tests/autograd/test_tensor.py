@@ -137,3 +137,16 @@ def test_data_attribute():
     assert x.detach().tolist() == [2.0, 4.0]
     x.data = ember.tensor([5.0, 6.0])
     assert x.detach().tolist() == [5.0, 6.0] and x.requires_grad
+
+
+def test_where_method_takes_the_condition_first_like_torch():
+    x = np.array([[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]])
+    cond, other = x > 0, np.full((1, 3), 0.5)
+    a = ember.tensor(x, requires_grad=True)
+    t = torch.tensor(x, requires_grad=True)
+    got = a.where(ember.tensor(cond), ember.tensor(other))
+    want = t.where(torch.tensor(cond), torch.tensor(other))
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), t.grad.numpy())

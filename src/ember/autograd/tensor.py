@@ -632,7 +632,7 @@ def _method(name: str):
 _OPS_METHODS = """
 add sub mul div true_divide floor_divide remainder pow matmul neg abs sign exp log log1p expm1
 log2 log10 sqrt rsqrt sin cos tan tanh sigmoid relu leaky_relu elu gelu silu softplus clamp clip
-maximum minimum where reciprocal erf floor ceil round trunc square
+maximum minimum reciprocal erf floor ceil round trunc square
 sum mean prod max min amax amin var std logsumexp norm argmax argmin all any cumsum cumprod
 reshape view view_as permute transpose squeeze unsqueeze flatten unflatten expand expand_as
 broadcast_to repeat tile split chunk unbind flip roll tril triu contiguous clone narrow
@@ -646,6 +646,15 @@ msort t
 for _name in _OPS_METHODS:
     setattr(Tensor, _name, _method(_name))
 del _name
+
+
+def _where(self, condition, other):
+    """``self`` where ``condition`` else ``other``. Matches ``torch.Tensor.where`` (whose first
+    argument is the condition, unlike ``ember.where(condition, input, other)``)."""
+    return ops.where(condition, self, other)
+
+
+Tensor.where = _where
 
 # In-place methods: each is documented in ember.autograd.inplace.
 from . import inplace as _inplace  # noqa: E402
