@@ -512,7 +512,8 @@ def _tfidf_baseline(train_texts, train_y, test_texts, test_y) -> dict:
 class _TweetsBase(_ClassifierMixin, Recipe):
     """Sentiment of tweets about self-driving cars (3 classes), word tokenizer fitted on the
     training split (tokenizer.json); the summary compares with a TF-IDF + logistic
-    regression baseline on the same split. The best validation-loss checkpoint is tested."""
+    regression baseline on the same split. The best validation-loss checkpoint is tested, or
+    the last one after a one-cycle schedule."""
 
     task = "classify"
     input_kind = "text"
@@ -598,7 +599,10 @@ class _TweetsBase(_ClassifierMixin, Recipe):
             raise RecipeError(f"run directory {run_dir!r} has no tokenizer.json")
         tok = Tokenizer.load(path)
         model = self.build(cfg, len(tok.vocab))
-        return load_weights(model, checkpoint_path(run_dir, which, self.select)), {"tok": tok}
+        # a one-cycle run ends annealed to a near-zero learning rate: its last weights are the
+        # result (its label-smoothed validation loss bottoms out epochs earlier than accuracy)
+        prefer = "last" if cfg.get("schedule") == "onecycle" else self.select
+        return load_weights(model, checkpoint_path(run_dir, which, prefer)), {"tok": tok}
 
     def test_loader(self, cfg, extra):
         texts, y = self.split("test", cfg)
