@@ -42,6 +42,16 @@ class RemovableHandle:
         self.remove()
 
 
+class _WithKwargs:
+    """A forward (pre-)hook registered with ``with_kwargs=True``: it also receives the keyword
+    arguments of the call."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
 class Module:
     """Base class for layers and models: subclass it, create sub-layers in ``__init__``, and
     define ``forward``.
@@ -221,6 +231,16 @@ class Module:
 
     def _call_with_hooks(self, args, kwargs):
         for hook in list(self._forward_pre_hooks.values()):
+            if type(hook) is _WithKwargs:
+                result = hook.fn(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise self._error(f"forward pre-hook registered with_kwargs=True must "
+                                          f"return None or a tuple (args, kwargs), got "
+                                          f"{type(result).__name__}", RuntimeError)
+                    args, kwargs = result
+                    args = args if isinstance(args, tuple) else (args,)
+                continue
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
@@ -231,24 +251,49 @@ class Module:
             args = state.wrap_inputs(args)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
-            result = hook(self, args, out)
+            if type(hook) is _WithKwargs:
+                result = hook.fn(self, args, kwargs, out)
+            else:
+                result = hook(self, args, out)
             if result is not None:
                 out = result
         if self._backward_hooks:
             out = state.wrap_outputs(out)
         return out
 
-    def register_forward_pre_hook(self, hook) -> RemovableHandle:
-        """``hook(module, args)`` before forward; may return replacement args."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
+    @staticmethod
+    def _add_hook(hooks: dict, hook, prepend: bool) -> RemovableHandle:
+        handle = RemovableHandle(hooks)
+        if prepend:  # keep the same dict object: handles remove from it
+            rest = list(hooks.items())
+            hooks.clear()
+            hooks[handle.id] = hook
+            hooks.update(rest)
+        else:
+            hooks[handle.id] = hook
         return handle
 
-    def register_forward_hook(self, hook) -> RemovableHandle:
-        """``hook(module, args, output)`` after forward; may return a replacement output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
-        return handle
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """``hook(module, args)`` before forward; may return replacement args.
+
+        With ``with_kwargs=True`` it is ``hook(module, args, kwargs)`` and may return a pair
+        ``(args, kwargs)``; ``prepend=True`` runs it before the hooks already registered.
+        Matches ``torch.nn.Module.register_forward_pre_hook``.
+        """
+        return self._add_hook(self._forward_pre_hooks,
+                              _WithKwargs(hook) if with_kwargs else hook, prepend)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """``hook(module, args, output)`` after forward; may return a replacement output.
+
+        With ``with_kwargs=True`` it is ``hook(module, args, kwargs, output)``; ``prepend=True``
+        runs it before the hooks already registered. Matches
+        ``torch.nn.Module.register_forward_hook``.
+        """
+        return self._add_hook(self._forward_hooks,
+                              _WithKwargs(hook) if with_kwargs else hook, prepend)
 
     def register_full_backward_hook(self, hook) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` when the gradients with respect to the
