@@ -49,24 +49,11 @@ RECIPE = "mnist1d-cnn"
 
 
 def cnn(m):
-    """The recipe's model (ember.recipes.models.CNN1d), written against ``m``."""
-    nn = m.nn
+    """The recipe's model (ember.recipes.models.CNN1d), written against ``m``: the same network
+    as workload 2 of train_bench.py."""
+    from train_bench import cnn1d
 
-    class CNN1d(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv1d(1, 25, 5, stride=2, padding=1)
-            self.conv2 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
-            self.conv3 = nn.Conv1d(25, 25, 3, stride=2, padding=1)
-            self.out = nn.Linear(125, 10)
-
-        def forward(self, x):
-            h = m.relu(self.conv1(x.unsqueeze(1)))
-            h = m.relu(self.conv2(h))
-            h = m.relu(self.conv3(h))
-            return self.out(h.flatten(1))
-
-    return CNN1d()
+    return cnn1d(m)
 
 
 def evaluate(m, model, x, y, batch: int = 500) -> tuple[float, float]:
