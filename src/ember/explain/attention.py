@@ -44,26 +44,24 @@ class AttentionRecorder:
         self.calls.append((path, weights))
 
 
-def _wrapped_forward(module: MultiheadAttention, path: str, recorder: AttentionRecorder):
-    signature = inspect.signature(type(module).forward)
-    original = type(module).forward
+def _recording_hook(path: str, recorder: AttentionRecorder):
+    """A forward hook (``with_kwargs=True``) that records the layer's per-head weights: those it
+    returned when the call asked for them, else those of a second, gradient-free call."""
 
-    def forward(*args, **kwargs):
-        bound = signature.bind(module, *args, **kwargs)
+    def hook(module, args, kwargs, out):
+        bound = inspect.signature(type(module).forward).bind(module, *args, **kwargs)
         bound.apply_defaults()
         params = dict(bound.arguments)
         params.pop("self")
-        out = original(module, **params)
         if params["need_weights"] and not params["average_attn_weights"]:
             weights = out[1].detach()
         else:
             with no_grad():
-                weights = original(module, **{**params, "need_weights": True,
-                                              "average_attn_weights": False})[1]
+                weights = module.forward(**{**params, "need_weights": True,
+                                            "average_attn_weights": False})[1]
         recorder.record(path, weights)
-        return out
 
-    return forward
+    return hook
 
 
 def _attention_layers(where: str, model, layers) -> list:
@@ -119,18 +117,15 @@ def capture_attention(model, layers=None):
     """
     chosen = _attention_layers("capture_attention", model, layers)
     recorder = AttentionRecorder()
-    saved = []
+    handles = []
     try:
         for path, module in chosen:
-            saved.append((module, module.__dict__.get("forward")))
-            object.__setattr__(module, "forward", _wrapped_forward(module, path, recorder))
+            handles.append(module.register_forward_hook(_recording_hook(path, recorder),
+                                                        with_kwargs=True))
         yield recorder
     finally:
-        for module, previous in saved:
-            if previous is None:
-                module.__dict__.pop("forward", None)
-            else:
-                object.__setattr__(module, "forward", previous)
+        for handle in handles:
+            handle.remove()
 
 
 def attention_maps(model, *inputs, layers=None, **kwargs) -> OrderedDict:
