@@ -37,6 +37,17 @@ def _tensor(where: str, name: str, x, dim=None) -> Tensor:
     return t
 
 
+def _with_attribution(where: str, name: str, x, attribution, dim: int, same: str) -> tuple:
+    """``x`` and its attribution as ``dim``-D float64 tensors of one shape (else a clear error
+    saying they must have the same ``same``)."""
+    t = _tensor(where, name, x, dim)
+    attr = _tensor(where, "attribution", attribution, dim)
+    if tuple(t.shape) != tuple(attr.shape):
+        raise ValueError(f"{where}: {name} {tuple(t.shape)} and attribution "
+                         f"{tuple(attr.shape)} must have the same {same}")
+    return t, attr
+
+
 def _limit(scores: Tensor) -> float:
     """The symmetric colour limit: the largest |score| (1 when all are 0)."""
     m = float(scores.abs().max().item()) if scores.numel() else 0.0
@@ -72,11 +83,7 @@ def plot_image_attribution(image, attribution, path, title: str | None = None,
         True
     """
     where = "plot_image_attribution"
-    img = _tensor(where, "image", image, 2)
-    attr = _tensor(where, "attribution", attribution, 2)
-    if tuple(img.shape) != tuple(attr.shape):
-        raise ValueError(f"{where}: image {tuple(img.shape)} and attribution "
-                         f"{tuple(attr.shape)} must have the same shape")
+    img, attr = _with_attribution(where, "image", image, attribution, 2, "shape")
     lim = _limit(attr)
     fig = _figure(7.0, 3.4)
     ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -121,11 +128,7 @@ def plot_signal_attribution(signal, attribution, path, title: str | None = None,
         True
     """
     where = "plot_signal_attribution"
-    sig = _tensor(where, "signal", signal, 1)
-    attr = _tensor(where, "attribution", attribution, 1)
-    if sig.shape != attr.shape:
-        raise ValueError(f"{where}: signal {tuple(sig.shape)} and attribution "
-                         f"{tuple(attr.shape)} must have the same length")
+    sig, attr = _with_attribution(where, "signal", signal, attribution, 1, "length")
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
