@@ -232,7 +232,7 @@ class Doctor:
         if per_layer or total:
             grad_norm = math.sqrt(total)
             self.stats.global_value("grad_norm", step, grad_norm)
-            self._check_grad_spike(grad_norm)
+            self._check_acute(rules.acute_grad_norm, grad_norm, self._early_grad_norms)
 
     def end_step(self, loss=None) -> None:
         """Finish the current step: record ``loss`` (a number or a scalar Tensor), and on a
@@ -241,7 +241,7 @@ class Doctor:
         if loss is not None:
             value = float(loss.item() if isinstance(loss, Tensor) else loss)
             self.stats.loss.append([step, value])
-            self._check_loss(value)
+            self._check_acute(rules.acute_loss, value, self._early_losses)
         if self._sampling:
             self.record_gradients()
             self._record_updates()
@@ -417,19 +417,14 @@ class Doctor:
         warnings.warn(f"ember doctor, step {self._step}: {finding}", DoctorWarning,
                       stacklevel=_user_stacklevel())
 
-    def _check_loss(self, value: float) -> None:
-        finding = rules.acute_loss(value, self._early_losses, self._step)
+    def _check_acute(self, rule, value: float, early: list) -> None:
+        """Run an acute ``rule`` on this step's ``value`` against the first finite values seen
+        (``early``, which grows up to ``rules.EARLY_WINDOW`` of them)."""
+        finding = rule(value, early, self._step)
         if finding is not None:
             self._emit(finding)
-        if len(self._early_losses) < rules.EARLY_WINDOW and math.isfinite(value):
-            self._early_losses.append(value)
-
-    def _check_grad_spike(self, grad_norm: float) -> None:
-        finding = rules.acute_grad_norm(grad_norm, self._early_grad_norms, self._step)
-        if finding is not None:
-            self._emit(finding)
-        if len(self._early_grad_norms) < rules.EARLY_WINDOW and math.isfinite(grad_norm):
-            self._early_grad_norms.append(grad_norm)
+        if len(early) < rules.EARLY_WINDOW and math.isfinite(value):
+            early.append(value)
 
     def _check_nonfinite_layers(self) -> None:
         finding = rules.acute_nonfinite(self.stats, self._step)
