@@ -14,7 +14,7 @@ from tests.nn.harness import check_module
 torch = pytest.importorskip("torch")
 trnn = torch.nn.utils.rnn
 
-pytestmark = pytest.mark.oracle
+pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("kernels")]
 T64 = dict(rtol=1e-9, atol=1e-10)
 
 MODES = ["RNN", "LSTM", "GRU"]

@@ -21,6 +21,8 @@ from .helpers import (
     train_torch,
 )
 
+pytestmark = pytest.mark.usefixtures("kernels")  # the compiled and the NumPy update kernels
+
 # (optimizer name, keyword arguments, "list" or "groups")
 CASES = [
     ("SGD", dict(lr=0.1), "list"),

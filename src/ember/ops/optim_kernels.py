@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from . import native
+
 
 class Workspace:
     """Reusable scratch arrays: one growing flat buffer per (slot, dtype).
@@ -42,6 +44,16 @@ class Workspace:
 
     def clear(self) -> None:
         self._bufs.clear()
+
+
+def _fusable(param, *others) -> bool:
+    """Whether the compiled kernels can update ``param`` with these arrays (None skipped):
+    all C-contiguous, of one float dtype and size."""
+    dt = param.dtype
+    if dt.kind != "f" or dt.itemsize < 4 or not dt.isnative or not param.flags.c_contiguous:
+        return False
+    return all(a is None or (a.dtype is param.dtype and a.size == param.size
+                             and a.flags.c_contiguous) for a in others)
 
 
 def tick(step: np.ndarray) -> float:
@@ -92,6 +104,11 @@ def sgd_step(param, grad, buf, *, lr, momentum, dampening, weight_decay, nestero
 
     On the ``first`` step the buffer is set to the gradient (no dampening), as in PyTorch.
     """
+    fused = native.kernel("sgd")
+    if fused is not None and _fusable(param, grad, buf):  # one pass, same bits as below
+        fused(param, grad, buf if momentum != 0 else None, lr, weight_decay, maximize,
+              momentum, 1.0 - dampening, nesterov, first)
+        return
     g = _effective_grad(param, grad, weight_decay, maximize, ws)
     if momentum != 0:
         if first:
@@ -139,6 +156,15 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step: float, 
               beta2, eps, weight_decay, decoupled: bool, maximize: bool,
               ws: Workspace) -> None:
     """One Adam / AdamW step (``decoupled`` selects AdamW's weight decay)."""
+    fused = native.kernel("adam")
+    if fused is not None and _fusable(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq):
+        # one pass over memory: the same float operations as below, in the same order
+        decay = 1.0 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
+        w1 = 1.0 - beta1
+        fused(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, decay,
+              0.0 if decoupled else weight_decay, maximize, w1, 1.0 - w1, beta2, 1.0 - beta2,
+              math.sqrt(1.0 - beta2 ** step), eps, -(lr / (1.0 - beta1 ** step)))
+        return
     g = _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize, ws)
     tmp = _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws)
     bias_correction1 = 1.0 - beta1 ** step

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import native
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .linalg import matmul, mT
 from .movement import cat, narrow
@@ -349,7 +350,20 @@ def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
         WT, w_hrT, tmp = v(WT, False), v(w_hrT, False), v(tmp, False)
         if not keep:
             gbuf, c, tcb, mb = v(gbuf, False), v(c, False), v(tcb, False), v(mb, False)
-        if keep:
+        cell = native.kernel("lstm_fwd")  # the fused C step (same math as below)
+        if cell is not None:
+            rows = D * B
+            c_in, c_out = (None, None) if keep else (c, c)
+            for s in range(T):
+                out = (hs[s + 1] if w_hrT is None else ms[s]) if keep else \
+                    (hs[s + 1] if w_hrT is None else mb)
+                if keep:
+                    c_in, c_out = cs[s], cs[s + 1]
+                cell(mm(hs[s], WT), X[s], c_in, acts[s] if keep else gbuf, c_out,
+                     tcs[s] if keep else tcb, out, rows, H)
+                if w_hrT is not None:
+                    hs[s + 1] = mm(out, w_hrT)
+        elif keep:
             for s in range(T):
                 g = acts[s]
                 # (np.matmul with out= may skip BLAS: add the product instead)
@@ -453,6 +467,54 @@ def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     return outs, h_ns, c_ns, (cache if keep else None)
 
 
+def _lstm_bptt_numpy(a4, cs, tcs, dpre, dh, dc, go, W, w_hr, DH, T, scratch):
+    """The LSTM's backward through time in NumPy (the reference for the ``lstm_bwd`` kernel):
+    fills ``dpre`` (T, D, B, 4, H), updates ``dc`` in place and returns d h0 (as a view)."""
+    D, B, H = tcs.shape[1:]
+    dt = tcs.dtype
+    Hout = dh.shape[-1]
+    i, f, o, g = a4[..., 0, :], a4[..., 1, :], a4[..., 2, :], a4[..., 3, :]
+    A = _take((T, D, B, 4, H), dt)  # public order i, f, g, o
+    S = _take((T, D, B, 3, H), dt)  # sigmoid' of i, f, o
+    np.subtract(1.0, a4[..., :3, :], out=S)
+    S *= a4[..., :3, :]
+    np.multiply(S[..., 0, :], g, out=A[..., 0, :])
+    np.multiply(S[..., 1, :], cs[:T], out=A[..., 1, :])
+    np.multiply(S[..., 2, :], tcs, out=A[..., 3, :])
+    a = A[..., 2, :]
+    np.multiply(g, g, out=a)
+    np.subtract(1.0, a, out=a)
+    a *= i
+    K = S[..., 0, :]  # reuse: o (1 - tanh(c)^2)
+    np.multiply(tcs, tcs, out=K)
+    np.subtract(1.0, K, out=K)
+    K *= o
+    scratch += [A, S]
+    tmp = np.empty((D, B, H), dtype=dt)
+    dG = dpre.reshape(T, D, B, 4 * H)
+    mm, v = _kernels(D, 4 * H, Hout)
+    goV, DHv, Kv, Av, dpv, dGv, fv = v(go), v(DH), v(K), v(A), v(dpre), v(dG), v(f)
+    Wv, w_hrv, dhv, dcv, tmpv = v(W, False), v(w_hr, False), v(dh, False), v(dc, False), \
+        v(tmp, False)
+    dcb = dcv[..., None, :]
+    for s in range(T - 1, -1, -1):
+        if go is not None:
+            dhv += goV[s]
+        if w_hr is not None:
+            DHv[s] = dhv
+            dm = mm(dhv, w_hrv)
+        else:
+            dm = dhv
+        np.multiply(dm, Kv[s], out=tmpv)
+        dcv += tmpv
+        p, a = dpv[s], Av[s]
+        np.multiply(dcb, a[..., :3, :], out=p[..., :3, :])
+        np.multiply(dm, a[..., 3, :], out=p[..., 3, :])
+        dhv = mm(dGv[s], Wv)
+        dcv *= fv[s]
+    return dhv
+
+
 def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, need_w):
     """BPTT of :func:`_dense_forward`: per direction (d xp, d h0, d c0, d W_hh, d b_hh,
     d W_hr) as arrays."""
@@ -474,50 +536,29 @@ def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, nee
         acts, cs, tcs, ms, _ = cache
         H = tcs.shape[3]
         a4 = acts.reshape(T, D, B, 4, H)  # internal order i, f, o, g
-        i, f, o, g = a4[..., 0, :], a4[..., 1, :], a4[..., 2, :], a4[..., 3, :]
-        A = _take((T, D, B, 4, H), dt)  # public order i, f, g, o
-        S = _take((T, D, B, 3, H), dt)  # sigmoid' of i, f, o
-        np.subtract(1.0, a4[..., :3, :], out=S)
-        S *= a4[..., :3, :]
-        np.multiply(S[..., 0, :], g, out=A[..., 0, :])
-        np.multiply(S[..., 1, :], cs[:T], out=A[..., 1, :])
-        np.multiply(S[..., 2, :], tcs, out=A[..., 3, :])
-        a = A[..., 2, :]
-        np.multiply(g, g, out=a)
-        np.subtract(1.0, a, out=a)
-        a *= i
-        K = S[..., 0, :]  # reuse: o (1 - tanh(c)^2)
-        np.multiply(tcs, tcs, out=K)
-        np.subtract(1.0, K, out=K)
-        K *= o
-        scratch += [A, S]
         dpre = _lent((T, D, B, 4, H), dt)
         dc = np.array(_stack(g_cs, dt), dtype=dt, copy=True)
-        dcb = dc[..., None, :]
-        tmp = np.empty((D, B, H), dtype=dt)
         w_hr = _stack(w_hrs, dt) if w_hrs[0] is not None else None
         DH = np.empty((T, D, B, Hout), dtype=dt) if w_hr is not None else None
         dG = dpre.reshape(T, D, B, 4 * H)
         mm, v = _kernels(D, 4 * H, Hout)
-        goV, DHv, Kv, Av, dpv, dGv, fv = v(go), v(DH), v(K), v(A), v(dpre), v(dG), v(f)
-        Wv, w_hrv, dhv, dcv, tmpv = v(W, False), v(w_hr, False), v(dh, False), v(dc, False), \
-            v(tmp, False)
-        dcb = dcv[..., None, :]
-        for s in range(T - 1, -1, -1):
-            if go is not None:
-                dhv += goV[s]
-            if w_hr is not None:
-                DHv[s] = dhv
-                dm = mm(dhv, w_hrv)
-            else:
-                dm = dhv
-            np.multiply(dm, Kv[s], out=tmpv)
-            dcv += tmpv
-            p, a = dpv[s], Av[s]
-            np.multiply(dcb, a[..., :3, :], out=p[..., :3, :])
-            np.multiply(dm, a[..., 3, :], out=p[..., 3, :])
-            dhv = mm(dGv[s], Wv)
-            dcv *= fv[s]
+        cell = native.kernel("lstm_bwd")  # the fused C step (same math as the NumPy loop)
+        if cell is not None:
+            goV, DHv, dpv, dGv, Wv, w_hrv, dcv = v(go), v(DH), v(dpre), v(dG), v(W, False), \
+                v(w_hr, False), v(dc, False)
+            av, cv, tv, dhv = v(acts), v(cs), v(tcs), v(dh, False)
+            for s in range(T - 1, -1, -1):
+                if go is not None:
+                    dhv += goV[s]
+                if w_hr is not None:
+                    DHv[s] = dhv
+                    dm = mm(dhv, w_hrv)
+                else:
+                    dm = dhv
+                cell(dm, dcv, av[s], cv[s], tv[s], dpv[s], D * B, H)
+                dhv = mm(dGv[s], Wv)
+        else:
+            dhv = _lstm_bptt_numpy(a4, cs, tcs, dpre, dh, dc, go, W, w_hr, DH, T, scratch)
         dh = dhv.reshape(D, B, Hout)
         dX = dG
         if w_hr is not None:

@@ -1,0 +1,22 @@
+"""Builds ember's optional compiled kernels, ``ember.ops._native`` (see src/ember/ops/native.py).
+
+Everything else about the package is in pyproject.toml. The extension is optional: without a C
+compiler (or with one that rejects these flags) the build skips it and ember runs its plain
+NumPy kernels. It is compiled for the machine that builds it (``-march=native``), which is the
+machine that runs it for a source install; set ``EMBER_NATIVE_CFLAGS`` to replace the flags.
+"""
+
+import os
+import shlex
+
+from setuptools import Extension, setup
+
+# -ffp-contract=off: no fused multiply-add, so the kernels round like their NumPy twins.
+# -fno-math-errno -fopenmp-simd: lets GCC call glibc's vectorized exp/tanh (libmvec).
+CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp-simd"]
+if os.environ.get("EMBER_NATIVE_CFLAGS"):
+    CFLAGS = shlex.split(os.environ["EMBER_NATIVE_CFLAGS"])
+
+setup(ext_modules=[Extension(
+    "ember.ops._native", sources=["src/ember/ops/_native.c"], extra_compile_args=CFLAGS,
+    extra_link_args=["-lm"], optional=True)])

@@ -1,0 +1,188 @@
+"""The compiled kernels (``ember.ops._native``) against the plain NumPy path they replace.
+
+The PyTorch-oracle tests of the recurrent layers and the optimizers run on both paths (the
+``kernels`` fixture); here each kernel is compared with its NumPy twin directly, bit for bit
+where both do the same float operations in the same order (the optimizer updates).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import ember
+from ember.ops import native
+from ember.ops import optim_kernels as K
+
+needs_native = pytest.mark.skipif(not native.available(), reason="compiled kernels not built")
+
+
+def test_extension_is_built():
+    # CI installs with a C compiler: a silent build failure must not pass unnoticed
+    if os.environ.get("EMBER_NATIVE") == "0":
+        assert not native.enabled()
+        return
+    assert native.available(), ("ember.ops._native did not build: reinstall with a C compiler "
+                                "(pip install -e .), or set EMBER_NATIVE=0 to run without it")
+    assert native.enabled()
+
+
+def test_disabled_switches_to_numpy():
+    with native.disabled():
+        assert native.kernel("adam") is None and not native.enabled()
+    assert native.enabled() == (native.available() and os.environ.get("EMBER_NATIVE") != "0")
+
+
+def _both(update, arrays):
+    """Run ``update(*arrays)`` three times on copies, natively and in NumPy; return both."""
+    results = []
+    for on in (True, False):
+        arrs = [None if a is None else a.copy() for a in arrays]
+        native.set_enabled(on)
+        try:
+            for _ in range(3):
+                update(*arrs)
+        finally:
+            native.set_enabled(True)
+        results.append(arrs)
+    return results
+
+
+def _opt_arrays(dtype, n=1000, amsgrad=False, seed=0):
+    r = np.random.default_rng(seed)
+    p, g = r.standard_normal(n).astype(dtype), r.standard_normal(n).astype(dtype)
+    m = (r.standard_normal(n) * 0.1).astype(dtype)
+    v = np.abs(r.standard_normal(n) * 0.01).astype(dtype)
+    return [p, g, m, v, v * 1.5 if amsgrad else None]
+
+
+ADAM = [dict(), dict(weight_decay=0.1), dict(weight_decay=0.1, decoupled=True),
+        dict(maximize=True, weight_decay=0.05), dict(amsgrad=True), dict(beta1=0.3),
+        dict(maximize=True, decoupled=True, weight_decay=0.2, amsgrad=True)]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opts", ADAM, ids=lambda o: ",".join(o) or "plain")
+def test_adam_kernel_matches_numpy_bitwise(dtype, opts):
+    opts = dict(opts)
+    amsgrad = opts.pop("amsgrad", False)
+    kw = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False,
+              maximize=False)
+    kw.update(opts)
+    ws = K.Workspace()
+
+    def update(p, g, m, v, vmax):
+        K.adam_step(p, g, m, v, vmax, step=3.0, ws=ws, **kw)
+
+    # 1000 is not a multiple of the kernel's 512-element block: the tail is covered
+    nat, ref = _both(update, _opt_arrays(dtype, amsgrad=amsgrad))
+    for a, b in zip(nat, ref):
+        if a is not None:
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+
+
+SGD = [dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True),
+       dict(momentum=0.8, dampening=0.3, weight_decay=0.01),
+       dict(momentum=0.5, maximize=True, weight_decay=0.1), dict(maximize=True)]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opts", SGD, ids=lambda o: ",".join(o) or "plain")
+@pytest.mark.parametrize("first", [True, False])
+def test_sgd_kernel_matches_numpy_bitwise(dtype, opts, first):
+    kw = dict(lr=0.05, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+              maximize=False)
+    kw.update(opts)
+    ws = K.Workspace()
+
+    def update(p, g, buf):
+        K.sgd_step(p, g, buf if kw["momentum"] else None, first=first, ws=ws, **kw)
+
+    nat, ref = _both(update, _opt_arrays(dtype)[:3])
+    for a, b in zip(nat, ref):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+def test_optimizer_kernels_fall_back_on_strided_and_mixed_arrays():
+    # a transposed (non-contiguous) parameter and a float16 one take the NumPy path
+    base = _opt_arrays(np.float32, n=60)
+    strided = [None if a is None else a.reshape(6, 10).T for a in base]
+    ws = K.Workspace()
+
+    def update(p, g, m, v, vmax):
+        K.adam_step(p, g, m, v, vmax, step=1.0, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
+                    weight_decay=0.0, decoupled=False, maximize=False, ws=ws)
+
+    nat, ref = _both(update, strided)
+    np.testing.assert_array_equal(nat[0], ref[0])
+    half = [a.astype(np.float16) for a in _opt_arrays(np.float32, n=10)[:4]] + [None]
+    nat, ref = _both(update, half)
+    np.testing.assert_array_equal(nat[0], ref[0])
+    assert nat[0].dtype == np.float16
+
+
+def _lstm_run(dtype, bidirectional, proj, with_state, train, seed=0):
+    ember.manual_seed(seed)
+    lstm = ember.nn.LSTM(7, 12, num_layers=2, bidirectional=bidirectional, proj_size=proj,
+                         dtype=ember.float64 if dtype == np.float64 else ember.float32)
+    r = np.random.default_rng(seed)
+    x = ember.tensor(r.standard_normal((5, 3, 7)).astype(dtype), requires_grad=train)
+    D = 2 if bidirectional else 1
+    Hout = proj or 12
+    state = None
+    if with_state:
+        state = (ember.tensor(r.standard_normal((2 * D, 3, Hout)).astype(dtype)),
+                 ember.tensor(r.standard_normal((2 * D, 3, 12)).astype(dtype)))
+    if not train:
+        with ember.no_grad():
+            out, (h, c) = lstm(x, state)
+        return [out.numpy(), h.numpy(), c.numpy()]
+    out, (h, c) = lstm(x, state)
+    (out.sum() * 0.5 + (h * h).sum() + (c * 1.5).sum()).backward()
+    return [out.detach().numpy(), h.detach().numpy(), c.detach().numpy(), x.grad.numpy()] + \
+        [p.grad.numpy() for p in lstm.parameters()]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bidirectional,proj,with_state",
+                         [(False, 0, False), (True, 0, True), (False, 5, True), (True, 4, False)])
+@pytest.mark.parametrize("train", [True, False])
+def test_lstm_cell_kernel_matches_numpy(dtype, bidirectional, proj, with_state, train):
+    runs = []
+    for on in (True, False):
+        native.set_enabled(on)
+        try:
+            runs.append(_lstm_run(dtype, bidirectional, proj, with_state, train))
+        finally:
+            native.set_enabled(True)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    for a, b in zip(*runs):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@needs_native
+def test_kernel_argument_errors_are_clear():
+    lib = native._lib
+    p = np.zeros(8, np.float32)
+    with pytest.raises(TypeError, match="grad has format 'd', expected 'f'"):
+        lib.sgd(p, np.zeros(8), None, 0.1, 0.0, False, 0.0, 1.0, False, False)
+    with pytest.raises(ValueError, match="grad holds 7 items, expected 8"):
+        lib.sgd(p, np.zeros(7, np.float32), None, 0.1, 0.0, False, 0.0, 1.0, False, False)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        lib.sgd(np.zeros((4, 4), np.float32).T, np.zeros(16, np.float32), None, 0.1, 0.0,
+                False, 0.0, 1.0, False, False)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        lib.sgd(np.zeros(8, np.int64), np.zeros(8, np.int64), None, 0.1, 0.0, False, 0.0, 1.0,
+                False, False)
+    with pytest.raises(ValueError, match="read-only"):
+        ro = np.zeros(8, np.float32)
+        ro.flags.writeable = False
+        lib.sgd(ro, p, None, 0.1, 0.0, False, 0.0, 1.0, False, False)
