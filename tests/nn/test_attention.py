@@ -12,6 +12,8 @@ from ember.nn import functional as F
 from tests.nn.harness import check_module, torch
 from tests.oracle import check
 
+pytestmark = pytest.mark.usefixtures("kernels")  # compiled and NumPy kernels
+
 TF = torch.nn.functional
 RNG = np.random.default_rng(1234)
 

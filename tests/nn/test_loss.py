@@ -12,6 +12,8 @@ from ember import nn
 from tests.nn.harness import check_module
 from tests.oracle import FLOATS, check
 
+pytestmark = pytest.mark.usefixtures("kernels")  # compiled and NumPy kernels
+
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 

@@ -8,6 +8,8 @@ from ember import nn
 from ember.nn import functional as F
 from tests.nn.harness import check_module, torch
 
+pytestmark = pytest.mark.usefixtures("kernels")  # compiled and NumPy kernels
+
 tnn = torch.nn
 
 

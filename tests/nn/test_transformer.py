@@ -11,6 +11,8 @@ from ember import nn
 from tests.nn.harness import check_module, torch
 from tests.nn.test_attention import EWrap, TWrap, masks_for
 
+pytestmark = pytest.mark.usefixtures("kernels")  # compiled and NumPy kernels
+
 RNG = np.random.default_rng(99)
 D, NH, FF, N, L, S = 16, 2, 32, 3, 5, 4
 

@@ -24,6 +24,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #pragma omp declare simd notinbranch
 extern float expf(float);
@@ -69,6 +71,46 @@ static void *get(Held *h, PyObject *obj, const char *name, int writable, char ki
     if (v->len != count * item) {
         PyErr_Format(PyExc_ValueError, "_native: %s holds %zd items, expected %zd", name,
                      v->len / item, count);
+        return NULL;
+    }
+    return v->buf;
+}
+
+
+/* Fill `ptr[i]` with the data of `objs[i]` (NULL for None where `optional[i]`), checking each
+ * against `counts[i]` items of `kind`; returns -1 with an error set (buffers released). */
+static int get_all(Held *h, PyObject **objs, const char *const *names, const char *flags,
+                   const Py_ssize_t *counts, int n, char kind, void **ptr)
+{
+    for (int i = 0; i < n; i++) {
+        /* flags[i]: 'r' read, 'w' write, and upper case when None is allowed */
+        int optional = flags[i] == 'R' || flags[i] == 'W';
+        if (optional && objs[i] == Py_None) {
+            ptr[i] = NULL;
+            continue;
+        }
+        ptr[i] = get(h, objs[i], names[i], flags[i] == 'w' || flags[i] == 'W', kind, counts[i]);
+        if (!ptr[i]) {
+            release_all(h);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The int64 index array `obj` of `count` items (format 'l' or 'q'). */
+static const int64_t *get_index(Held *h, PyObject *obj, const char *name, Py_ssize_t count)
+{
+    Py_buffer *v = &h->views[h->n];
+    if (PyObject_GetBuffer(obj, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    h->n++;
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    if (!((f[0] == 'l' || f[0] == 'q') && f[1] == 0 && v->itemsize == 8) ||
+        v->len != count * 8) {
+        PyErr_Format(PyExc_TypeError, "_native: %s must hold %zd int64 items", name, count);
         return NULL;
     }
     return v->buf;
@@ -372,6 +414,370 @@ static PyObject *py_sgd(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------- softmax rows */
+/* Cross-entropy over the rows of x (N, C) with class targets t: the softmax p and each row's
+ * loss log(sum exp(x - m)) - (x_t - m), m the row max. Returns 0 if some row is not finite
+ * (the caller then takes the NumPy path, which handles inf and NaN as PyTorch does). */
+#pragma omp declare simd notinbranch
+extern float logf(float);
+#define XENT_KERNELS(T, SUF, EXP, LOG)                                                       \
+    static int xent_fwd_##SUF(const T *x, const int64_t *t, T *p, T *loss, Py_ssize_t N,     \
+                              Py_ssize_t C)                                                  \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < N; r++) {                                                 \
+            const T *xr = x + r * C;                                                         \
+            T *pr = p + r * C, m = xr[0], total = 0;                                         \
+            _Pragma("omp simd reduction(max:m)")                                             \
+            for (Py_ssize_t j = 1; j < C; j++)                                               \
+                m = xr[j] > m ? xr[j] : m;                                                   \
+            _Pragma("omp simd reduction(+:total)")                                           \
+            for (Py_ssize_t j = 0; j < C; j++) {                                             \
+                T e = EXP(xr[j] - m);                                                        \
+                pr[j] = e;                                                                   \
+                total += e;                                                                  \
+            }                                                                                \
+            T logz = LOG(total);                                                             \
+            if (!isfinite(m) || !isfinite(logz))                                             \
+                return 0;                                                                    \
+            loss[r] = logz - (xr[t[r]] - m);                                                 \
+            T inv = (T)1 / total;                                                            \
+            for (Py_ssize_t j = 0; j < C; j++)                                               \
+                pr[j] = pr[j] * inv;                                                         \
+        }                                                                                    \
+        return 1;                                                                            \
+    }                                                                                        \
+    /* its gradient for a scalar upstream factor c: out = c p, minus c at the target */      \
+    static void xent_bwd_##SUF(const T *p, const int64_t *t, T c, T *out, Py_ssize_t N,      \
+                               Py_ssize_t C)                                                 \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < N; r++) {                                                 \
+            const T *pr = p + r * C;                                                         \
+            T *o = out + r * C;                                                              \
+            for (Py_ssize_t j = 0; j < C; j++)                                               \
+                o[j] = pr[j] * c;                                                            \
+            o[t[r]] -= c;                                                                    \
+        }                                                                                    \
+    }                                                                                        \
+    /* attention weights in place: s <- softmax(s scale + mask[r % L]) over each row of S,   \
+     * keys after the query hidden when `causal`; 0 if a row has nothing finite to attend */ \
+    static int softmax_rows_##SUF(T *s, Py_ssize_t rows, Py_ssize_t S, T scale,             \
+                                  const T *mask, Py_ssize_t L, int causal)                  \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+            Py_ssize_t i = r % L, lim = causal ? (i + 1 < S ? i + 1 : S) : S;                \
+            T *row = s + r * S, total = 0;                                                   \
+            const T *mr = mask ? mask + i * S : NULL;                                        \
+            if (mr)                                                                          \
+                for (Py_ssize_t j = 0; j < lim; j++)                                         \
+                    row[j] = row[j] * scale + mr[j];                                         \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < lim; j++)                                         \
+                    row[j] = row[j] * scale;                                                 \
+            T m = row[0];                                                                    \
+            _Pragma("omp simd reduction(max:m)")                                             \
+            for (Py_ssize_t j = 1; j < lim; j++)                                             \
+                m = row[j] > m ? row[j] : m;                                                 \
+            if (!isfinite(m))                                                                \
+                return 0;                                                                    \
+            _Pragma("omp simd reduction(+:total)")                                           \
+            for (Py_ssize_t j = 0; j < lim; j++) {                                           \
+                T e = EXP(row[j] - m);                                                       \
+                row[j] = e;                                                                  \
+                total += e;                                                                  \
+            }                                                                                \
+            T inv = (T)1 / total;                                                            \
+            for (Py_ssize_t j = 0; j < lim; j++)                                             \
+                row[j] = row[j] * inv;                                                       \
+            for (Py_ssize_t j = lim; j < S; j++)                                             \
+                row[j] = 0;                                                                  \
+        }                                                                                    \
+        return 1;                                                                            \
+    }                                                                                        \
+    /* the softmax's backward from dP: gp <- (gp - rs[r]) p, rs[r] = sum(dP p) of the row */  \
+    static void softmax_rows_bwd_##SUF(T *gp, const T *p, const T *rs, Py_ssize_t rows,     \
+                                       Py_ssize_t S)                                         \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+            T *g = gp + r * S, k = rs[r];                                                    \
+            const T *pr = p + r * S;                                                         \
+            for (Py_ssize_t j = 0; j < S; j++)                                               \
+                g[j] = (g[j] - k) * pr[j];                                                   \
+        }                                                                                    \
+    }
+
+XENT_KERNELS(float, f, expf, logf)
+XENT_KERNELS(double, d, exp, log)
+
+static PyObject *py_xent_fwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    Py_ssize_t N, C;
+    if (!PyArg_ParseTuple(args, "OOOOnn", &o[0], &o[1], &o[2], &o[3], &N, &C))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    PyObject *arrs[] = {o[0], o[2], o[3]};
+    static const char *const names[] = {"x", "p", "loss"};
+    Py_ssize_t counts[] = {N * C, N * C, N};
+    void *p[3];
+    if (get_all(&h, arrs, names, "rww", counts, 3, k, p) < 0)
+        return NULL;
+    const int64_t *t = get_index(&h, o[1], "target", N);
+    if (!t) {
+        release_all(&h);
+        return NULL;
+    }
+    for (Py_ssize_t r = 0; r < N; r++)
+        if (t[r] < 0 || t[r] >= C) {
+            release_all(&h);
+            return PyErr_Format(PyExc_IndexError, "_native: target %lld out of [0, %zd)",
+                                (long long)t[r], C);
+        }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = k == 'f' ? xent_fwd_f(p[0], t, p[1], p[2], N, C) : xent_fwd_d(p[0], t, p[1], p[2], N, C);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *py_xent_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    double c;
+    Py_ssize_t N, C;
+    if (!PyArg_ParseTuple(args, "OOdOnn", &o[0], &o[1], &c, &o[2], &N, &C))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    PyObject *arrs[] = {o[0], o[2]};
+    static const char *const names[] = {"p", "out"};
+    Py_ssize_t counts[] = {N * C, N * C};
+    void *p[2];
+    if (get_all(&h, arrs, names, "rw", counts, 2, k, p) < 0)
+        return NULL;
+    const int64_t *t = get_index(&h, o[1], "target", N);
+    if (!t) {
+        release_all(&h);
+        return NULL;
+    }
+    for (Py_ssize_t r = 0; r < N; r++)
+        if (t[r] < 0 || t[r] >= C) {
+            release_all(&h);
+            return PyErr_Format(PyExc_IndexError, "_native: target %lld out of [0, %zd)",
+                                (long long)t[r], C);
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        xent_bwd_f(p[0], t, (float)c, p[1], N, C);
+    else
+        xent_bwd_d(p[0], t, c, p[1], N, C);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_softmax_rows(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    Py_ssize_t rows, S, L;
+    double scale;
+    int causal;
+    if (!PyArg_ParseTuple(args, "OnndOnp", &o[0], &rows, &S, &scale, &o[1], &L, &causal))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    if (L < 1 || rows % L) {
+        PyErr_SetString(PyExc_ValueError, "_native: rows must be a multiple of L >= 1");
+        return NULL;
+    }
+    Held h = {.n = 0};
+    static const char *const names[] = {"scores", "mask"};
+    Py_ssize_t counts[] = {rows * S, L * S};
+    void *p[2];
+    if (get_all(&h, o, names, "wR", counts, 2, k, p) < 0)
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = k == 'f' ? softmax_rows_f(p[0], rows, S, (float)scale, p[1], L, causal)
+                  : softmax_rows_d(p[0], rows, S, scale, p[1], L, causal);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *py_softmax_rows_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t rows, S;
+    if (!PyArg_ParseTuple(args, "OOOnn", &o[0], &o[1], &o[2], &rows, &S))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"grad", "p", "rowdot"};
+    Py_ssize_t counts[] = {rows * S, rows * S, rows};
+    void *p[3];
+    if (get_all(&h, o, names, "wrr", counts, 3, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        softmax_rows_bwd_f(p[0], p[1], p[2], rows, S);
+    else
+        softmax_rows_bwd_d(p[0], p[1], p[2], rows, S);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------ layer norm */
+/* Over the rows of x (R, C): mu, rstd = 1/sqrt(var + eps) (statistics summed in double),
+ * y = (x - mu) rstd w + b. Backward with xh = (x - mu) rstd and gh = g w:
+ * gx = (gh - mean(gh) - xh mean(gh xh)) rstd, gw = sum over rows of g xh, gb = of g. */
+#define LN_KERNELS(T, SUF, SQRT)                                                             \
+    static void ln_fwd_##SUF(const T *x, const T *w, const T *b, T *y, T *mu, T *rstd,       \
+                             Py_ssize_t R, Py_ssize_t C, double eps)                         \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < R; r++) {                                                 \
+            const T *xr = x + r * C;                                                         \
+            T *yr = y + r * C;                                                               \
+            double sum = 0, sq = 0;                                                          \
+            _Pragma("omp simd reduction(+:sum)")                                             \
+            for (Py_ssize_t j = 0; j < C; j++)                                               \
+                sum += xr[j];                                                                \
+            T m = (T)(sum / C);                                                              \
+            _Pragma("omp simd reduction(+:sq)")                                              \
+            for (Py_ssize_t j = 0; j < C; j++) {                                             \
+                double d = (double)(xr[j] - m);                                              \
+                sq += d * d;                                                                 \
+            }                                                                                \
+            T rs = (T)(1.0 / sqrt(sq / C + eps));                                            \
+            mu[r] = m;                                                                       \
+            rstd[r] = rs;                                                                    \
+            if (w && b)                                                                      \
+                for (Py_ssize_t j = 0; j < C; j++)                                           \
+                    yr[j] = (xr[j] - m) * rs * w[j] + b[j];                                  \
+            else if (w)                                                                      \
+                for (Py_ssize_t j = 0; j < C; j++)                                           \
+                    yr[j] = (xr[j] - m) * rs * w[j];                                         \
+            else if (b)                                                                      \
+                for (Py_ssize_t j = 0; j < C; j++)                                           \
+                    yr[j] = (xr[j] - m) * rs + b[j];                                         \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < C; j++)                                           \
+                    yr[j] = (xr[j] - m) * rs;                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static int ln_bwd_##SUF(const T *g, const T *x, const T *w, const T *mu, const T *rstd,  \
+                            T *gx, T *gw, T *gb, Py_ssize_t R, Py_ssize_t C)                \
+    {                                                                                        \
+        double *acc = calloc(2 * C, sizeof(double));                                         \
+        T *xh = malloc(C * sizeof(T));                                                       \
+        if (!acc || !xh) {                                                                   \
+            free(acc);                                                                       \
+            free(xh);                                                                        \
+            return 0;                                                                        \
+        }                                                                                    \
+        for (Py_ssize_t r = 0; r < R; r++) {                                                 \
+            const T *gr = g + r * C, *xr = x + r * C;                                        \
+            T m = mu[r], rs = rstd[r];                                                       \
+            double s1 = 0, s2 = 0;                                                           \
+            for (Py_ssize_t j = 0; j < C; j++)                                               \
+                xh[j] = (xr[j] - m) * rs;                                                    \
+            for (Py_ssize_t j = 0; j < C; j++) {                                             \
+                acc[j] += (double)(gr[j] * xh[j]);                                           \
+                acc[C + j] += (double)gr[j];                                                 \
+            }                                                                                \
+            if (!gx)                                                                         \
+                continue;                                                                    \
+            _Pragma("omp simd reduction(+:s1,s2)")                                           \
+            for (Py_ssize_t j = 0; j < C; j++) {                                             \
+                T gh = w ? gr[j] * w[j] : gr[j];                                             \
+                s1 += gh;                                                                    \
+                s2 += (double)(gh * xh[j]);                                                  \
+            }                                                                                \
+            T m1 = (T)(s1 / C), m2 = (T)(s2 / C);                                            \
+            T *o = gx + r * C;                                                               \
+            for (Py_ssize_t j = 0; j < C; j++) {                                             \
+                T gh = w ? gr[j] * w[j] : gr[j];                                             \
+                o[j] = (gh - m1 - xh[j] * m2) * rs;                                          \
+            }                                                                                \
+        }                                                                                    \
+        for (Py_ssize_t j = 0; j < C; j++) {                                                 \
+            if (gw)                                                                          \
+                gw[j] = (T)acc[j];                                                           \
+            if (gb)                                                                          \
+                gb[j] = (T)acc[C + j];                                                       \
+        }                                                                                    \
+        free(acc);                                                                           \
+        free(xh);                                                                            \
+        return 1;                                                                            \
+    }
+
+LN_KERNELS(float, f, sqrtf)
+LN_KERNELS(double, d, sqrt)
+
+static PyObject *py_ln_fwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    Py_ssize_t R, C;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOOOOnnd", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &R, &C,
+                          &eps))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"x", "weight", "bias", "y", "mean", "rstd"};
+    Py_ssize_t counts[] = {R * C, C, C, R * C, R, R};
+    void *p[6];
+    if (get_all(&h, o, names, "rRRwww", counts, 6, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        ln_fwd_f(p[0], p[1], p[2], p[3], p[4], p[5], R, C, eps);
+    else
+        ln_fwd_d(p[0], p[1], p[2], p[3], p[4], p[5], R, C, eps);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_ln_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[8];
+    Py_ssize_t R, C;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &R, &C))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"grad", "x", "weight", "mean", "rstd", "grad_x",
+                                        "grad_weight", "grad_bias"};
+    Py_ssize_t counts[] = {R * C, R * C, C, R, R, R * C, C, C};
+    void *p[8];
+    if (get_all(&h, o, names, "rrRrrWWW", counts, 8, k, p) < 0)
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = k == 'f' ? ln_bwd_f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], R, C)
+                  : ln_bwd_d(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], R, C);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
      "lstm_fwd(mm, x, c, acts, c_new, tanh_c, out, rows, H): one LSTM step's pointwise part."},
@@ -379,6 +785,17 @@ static PyMethodDef methods[] = {
      "lstm_bwd(dm, dc, acts, c, tanh_c, dpre, rows, H): its backward; dc is updated in place."},
     {"adam", py_adam, METH_VARARGS, "One fused Adam/AdamW update of one parameter, in place."},
     {"sgd", py_sgd, METH_VARARGS, "One fused SGD (momentum, Nesterov) update, in place."},
+    {"xent_fwd", py_xent_fwd, METH_VARARGS,
+     "xent_fwd(x, t, p, loss, N, C) -> ok: softmax and per-row cross-entropy."},
+    {"xent_bwd", py_xent_bwd, METH_VARARGS, "xent_bwd(p, t, c, out, N, C): c (p - onehot(t))."},
+    {"softmax_rows", py_softmax_rows, METH_VARARGS,
+     "softmax_rows(s, rows, S, scale, mask, L, causal) -> ok: attention weights in place."},
+    {"softmax_rows_bwd", py_softmax_rows_bwd, METH_VARARGS,
+     "softmax_rows_bwd(gp, p, rs, rows, S): gp <- (gp - rs) p."},
+    {"layernorm_fwd", py_ln_fwd, METH_VARARGS,
+     "layernorm_fwd(x, w, b, y, mean, rstd, R, C, eps): layer norm over rows."},
+    {"layernorm_bwd", py_ln_bwd, METH_VARARGS,
+     "layernorm_bwd(g, x, w, mean, rstd, gx, gw, gb, R, C): its backward (None to skip)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,6 +41,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import native
 from .activation import softmax
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .binary import where
@@ -107,6 +108,38 @@ def _attend(q, k, v, mask, scale, causal, dropout_p, nan_rows, out=None):
     """Forward on arrays: ``(out, p, pd, keep, hidden)`` (see the module docstring); the
     output is written into ``out`` when given (an array or view of the output's shape)."""
     s = np.matmul(q, np.swapaxes(k, -1, -2))
+    fused = _fused_softmax(s, mask, scale, causal)
+    if fused:
+        p, hidden = s, None
+    else:
+        if fused is not None:  # the kernel met a fully masked row: redo it all in NumPy
+            s = np.matmul(q, np.swapaxes(k, -1, -2))
+        p, hidden = _masked_softmax_np(s, mask, scale, causal, nan_rows)
+    return _attend_tail(p, v, hidden, dropout_p, out)
+
+
+def _fused_softmax(s, mask, scale, causal):
+    """The compiled kernel's masked softmax of the scores ``s`` in place, when it applies (no
+    mask, or one float (L, S) mask shared by the batch): True; False if it met a row with
+    nothing finite to attend to (``s`` is then spoiled); None if it does not apply."""
+    k = native.kernel("softmax_rows")
+    if k is None or s.dtype not in _FLOATS or not s.flags.c_contiguous or s.ndim < 2:
+        return None
+    L, S = s.shape[-2:]
+    if mask is not None and (mask.dtype != s.dtype or mask.size != L * S
+                             or mask.shape[-2:] != (L, S) or not mask.flags.c_contiguous):
+        return None
+    if L == 0 or S == 0:
+        return None
+    return bool(k(s, s.size // S, S, scale, mask, L, causal))
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _masked_softmax_np(s, mask, scale, causal, nan_rows):
+    """NumPy path of the attention weights from the scores ``s`` (overwritten): (p, the rows
+    that nothing may attend to, or None)."""
     s *= s.dtype.type(scale)
     may_hide = mask is not None
     if mask is not None:
@@ -139,7 +172,11 @@ def _attend(q, k, v, mask, scale, causal, dropout_p, nan_rows, out=None):
             total[hidden] = 1.0  # the row is all zeros: 0 / 1 = 0
         np.reciprocal(total, out=total)
         s *= total
-    p = s
+    return s, hidden
+
+
+def _attend_tail(p, v, hidden, dropout_p, out):
+    """Dropout on the weights ``p``, then ``p @ v``: ``(out, p, pd, keep, hidden)``."""
     keep = None
     if dropout_p > 0.0:
         from .random import bernoulli
@@ -185,8 +222,15 @@ def _grads_np(ctx, q, k, v, mask, g, gw, rowdot, need_q, need_k, need_v, need_m,
                 gp *= keep
             if rs is None:
                 rs = _rowsum(gp * p)
-            gp -= rs
-            gp *= p  # gp is now dS
+            fused = native.kernel("softmax_rows_bwd")
+            if (fused is not None and gp.dtype in _FLOATS and p.dtype == gp.dtype
+                    and rs.dtype == gp.dtype and gp.shape == p.shape
+                    and rs.shape == gp.shape[:-1] + (1,) and gp.flags.c_contiguous
+                    and p.flags.c_contiguous and rs.flags.c_contiguous):
+                fused(gp, p, rs, rs.size, gp.shape[-1])  # gp <- (gp - rs) p in one pass
+            else:
+                gp -= rs
+                gp *= p  # gp is now dS
         if need_m:
             gm = sum_to(gp, mask.shape)
         sc = gp.dtype.type(ctx.scale)

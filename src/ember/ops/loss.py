@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import native
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of
 
 __all__ = [
@@ -201,6 +202,20 @@ def _reduce_np(loss: np.ndarray, info: ClassTargets) -> np.ndarray:
         return np.asarray(np.float64(total) / info.denom, dtype=dt)
 
 
+def _fused_rows(x, info: ClassTargets, name: str):
+    """The compiled cross-entropy kernel ``name`` when it applies: (N, C) float rows, plain
+    class targets (no class weights, ignored entries or label smoothing); else None."""
+    k = native.kernel(name)
+    if (k is None or info.rows is None or info.wt is not None or info.eps
+            or x.dtype not in _FLOATS or not x.flags.c_contiguous
+            or info.t.dtype != np.int64 or not info.t.flags.c_contiguous):
+        return None
+    return k
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _expand_c(c):
     """A per-position array (N, d...) as (N, 1, d...) to broadcast over classes; scalars pass."""
     return c if np.ndim(c) == 0 else np.expand_dims(c, 1)
@@ -211,6 +226,14 @@ class SoftmaxCrossEntropy(Primitive):
 
     @staticmethod
     def forward(ctx, x, info):
+        fused = _fused_rows(x, info, "xent_fwd")
+        if fused is not None:  # the compiled kernel: the same math, one pass per row
+            e, loss = np.empty_like(x), np.empty(x.shape[0], x.dtype)
+            if fused(x, info.t, e, loss, *x.shape):  # False: a non-finite row, see below
+                if ctx is not NULL_CTX:
+                    ctx.save_for_backward(x)
+                    ctx.info, ctx.p = info, e
+                return _reduce_np(loss, info)
         with np.errstate(**_QUIET):
             m = x.max(axis=1, keepdims=True)
             if not np.isfinite(m.sum()):  # a non-finite row max (an overflowing sum is harmless)
@@ -236,7 +259,8 @@ class SoftmaxCrossEntropy(Primitive):
         if ctx is not NULL_CTX:
             ctx.save_for_backward(x)
             ctx.info = info
-            e /= se
+            with np.errstate(**_QUIET):  # an inf logit gives NaN probabilities, as in PyTorch
+                e /= se
             ctx.p = e
         return out
 
@@ -257,6 +281,11 @@ class SoftmaxCrossEntropyGrad(Primitive):
             ctx.p = p
         c = g * info.k if info.k != 1.0 else g
         c = np.asarray(c, dtype=info.dtype)
+        fused = _fused_rows(p, info, "xent_bwd") if c.ndim == 0 else None
+        if fused is not None:  # c (p - onehot(t)) in one pass
+            out = np.empty_like(p)
+            fused(p, info.t, float(c), out, *p.shape)
+            return out
         out = p * _expand_c(c * info.s)
         cq = c * (1.0 - info.eps)
         if info.wt is not None:

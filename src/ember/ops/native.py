@@ -29,6 +29,10 @@ try:  # built by setup.py when a C compiler was found at install time
 except ImportError:  # pragma: no cover - depends on the install
     _lib = None
 
+# the kernels _native.c defines (the op that calls each is named in its comment there)
+KERNELS = ("lstm_fwd", "lstm_bwd", "adam", "sgd", "xent_fwd", "xent_bwd", "softmax_rows",
+           "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd")
+
 _on = _lib is not None and os.environ.get("EMBER_NATIVE", "1") != "0"
 
 
@@ -44,7 +48,7 @@ def enabled() -> bool:
 
 def kernel(name: str):
     """The compiled kernel ``name``, or ``None`` when the NumPy path must run."""
-    return getattr(_lib, name) if _on else None
+    return getattr(_lib, name, None) if _on else None
 
 
 def set_enabled(flag: bool) -> None:

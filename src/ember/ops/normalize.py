@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import native
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .random import _rng
 
@@ -143,6 +144,32 @@ class NormAffine(Primitive):
 
 def _rows_forward(ctx, x, x2, weight, bias, axes, eps, pshape):
     """Layer-norm forward on the (R, C) rows ``x2`` of ``x``."""
+    fused = native.kernel("layernorm_fwd")
+    if fused is not None and _contiguous(weight, bias):  # one pass per row, compiled
+        R, c = x2.shape
+        y = np.empty_like(x2)
+        mu, rstd = np.empty((R, 1), x2.dtype), np.empty((R, 1), x2.dtype)
+        fused(x2, weight, bias, y, mu, rstd, R, c, eps)
+    else:
+        y, mu, rstd = _rows_forward_np(x2, weight, bias, eps)
+    y = y.reshape(x.shape)
+    if ctx is not NULL_CTX:
+        ctx.rows = True
+        ctx.axes, ctx.eps, ctx.pshape = axes, eps, pshape
+        ctx.mu, ctx.rstd = mu, rstd
+        ctx.bshape = None if bias is None else bias.shape
+        # x is the only array kept (xhat is rebuilt in backward); axes/eps/pshape serve the
+        # differentiable (create_graph) path
+        ctx.save_for_backward(x, weight)
+    return y
+
+
+def _contiguous(*arrays) -> bool:
+    return all(a is None or a.flags.c_contiguous for a in arrays)
+
+
+def _rows_forward_np(x2, weight, bias, eps):
+    """(y, mean, 1/std) of the rows of ``x2`` (the reference of the ``layernorm_fwd`` kernel)."""
     mu = _rowmean(x2)
     xhat = x2 - mu
     var = np.einsum("ij,ij->i", xhat, xhat)[:, None]  # row sums of squares, no temporary
@@ -156,16 +183,7 @@ def _rows_forward(ctx, x, x2, weight, bias, axes, eps, pshape):
         xhat *= weight.reshape(c)
     if bias is not None:
         xhat += bias.reshape(c)
-    y = xhat.reshape(x.shape)
-    if ctx is not NULL_CTX:
-        ctx.rows = True
-        ctx.axes, ctx.eps, ctx.pshape = axes, eps, pshape
-        ctx.mu, ctx.rstd = mu, rstd
-        ctx.bshape = None if bias is None else bias.shape
-        # x is the only array kept (xhat is rebuilt in backward); axes/eps/pshape serve the
-        # differentiable (create_graph) path
-        ctx.save_for_backward(x, weight)
-    return y
+    return xhat, mu, rstd
 
 
 def _rows_backward(ctx, g, x, w):
@@ -174,6 +192,17 @@ def _rows_backward(ctx, g, x, w):
     C = x2.shape[1]
     g2 = g.reshape(R, C)
     dt = x.dtype
+    fused = native.kernel("layernorm_bwd")
+    if fused is not None and g2.dtype == dt and _contiguous(g2, x2, w):  # compiled, one pass
+        need_x, need_w = _needs(ctx, 0), w is not None and _needs(ctx, 1)
+        need_b = ctx.bshape is not None and _needs(ctx, 2)
+        gx = np.empty_like(x2) if need_x else None
+        gw = np.empty(C, dt) if need_w else None
+        gb = np.empty(C, dt) if need_b else None
+        fused(g2, x2, w, ctx.mu, ctx.rstd, gx, gw, gb, R, C)
+        return (None if gx is None else gx.reshape(x.shape),
+                None if gw is None else gw.reshape(w.shape),
+                None if gb is None else gb.reshape(ctx.bshape))
     xhat = x2 - ctx.mu
     xhat *= ctx.rstd
     gx = gw = gb = None
