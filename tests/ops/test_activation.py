@@ -8,6 +8,7 @@ import ember.ops as E
 from tests.oracle import FLOATS, check, noncontig, rand, torch
 
 F = torch.nn.functional
+pytestmark = pytest.mark.usefixtures("kernels")  # relu has a compiled kernel
 
 # name -> (ember fn, torch fn, kinks to keep random inputs away from)
 ACTS = {

@@ -305,3 +305,26 @@ def test_every_kernel_is_built():
         pytest.skip("compiled kernels not built (test_extension_is_built says why)")
     missing = [k for k in native.KERNELS if not hasattr(native._lib, k)]
     assert not missing, f"rebuild ember.ops._native (pip install -e .): missing {missing}"
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernel_matches_numpy_and_torch_conventions(dtype):
+    x0 = np.array([[-2.0, -0.0, 0.0, 3.0], [np.nan, 1e-30, -1e-30, np.inf]], dtype)
+    g0 = np.array([[1.0, 2.0, 3.0, np.inf], [5.0, -np.inf, np.inf, 8.0]], dtype)
+
+    def run():
+        x = ember.tensor(x0.copy(), requires_grad=True)
+        y = ember.relu(x)
+        y.backward(ember.tensor(g0))
+        return [y.detach().numpy(), x.grad.numpy()]
+
+    nat, ref = _on_and_off(run)
+    # y: NaN kept, negatives to 0; the gradient passes only where y > 0 (0 for an inf g
+    # at a dead unit, as PyTorch's threshold_backward)
+    np.testing.assert_array_equal(nat[0], np.array([[0, 0, 0, 3], [np.nan, 1e-30, 0, np.inf]],
+                                                   dtype))
+    np.testing.assert_array_equal(nat[1], np.array([[0, 0, 0, np.inf], [0, -np.inf, 0, 8]],
+                                                   dtype))
+    for a, b in zip(nat, ref):
+        np.testing.assert_array_equal(a, b)

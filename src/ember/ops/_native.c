@@ -144,26 +144,39 @@ static char kind_of(PyObject *obj)
 }
 
 /* ------------------------------------------------------------------------------ LSTM cell */
-/* One time step for `rows` rows (directions x batch) of hidden size H, gates in ember's
- * internal order i, f, o, g with the sigmoid gates' pre-activations negated (see rnn.py):
- *   forward:  a = [1/(1+exp(mm+x)) for i,f,o ; tanh(mm+x) for g],
+/* One time step for `rows` rows (batch) of hidden size H. mm = h W_hh^T and x (the input
+ * projection, b_ih included) are in PyTorch's gate order i, f, g, o, b = b_hh (or NULL);
+ * the activations are saved in the order i, f, o, g (the sigmoid gates side by side):
+ *   forward:  v = mm + x + b;  i, f, o = 1/(1+exp(-v));  g = tanh(v);
  *             c' = f c + i g,  t = tanh(c'),  out = o t
  *   backward: d = dc + dm o (1 - t^2);  dpre (public order i, f, g, o) =
  *             [d i(1-i) g, d f(1-f) c, d (1-g^2) i, dm o(1-o) t];  dc <- d f
  * c and c' may be the same array (inference updates c in place). */
 #define LSTM_KERNELS(T, SUF, EXP, TANH)                                                      \
-    static void lstm_fwd_##SUF(const T *mm, const T *x, const T *c, T *acts, T *cn, T *tc,   \
-                               T *out, Py_ssize_t rows, Py_ssize_t H)                        \
+    static void lstm_fwd_##SUF(const T *mm, const T *x, const T *b, const T *c, T *acts,     \
+                               T *cn, T *tc, T *out, Py_ssize_t rows, Py_ssize_t H)          \
     {                                                                                        \
         for (Py_ssize_t r = 0; r < rows; r++) {                                              \
             const T *m = mm + r * 4 * H, *xr = x + r * 4 * H, *cr = c + r * H;               \
             T *a = acts + r * 4 * H, *cnr = cn + r * H, *tr = tc + r * H, *o = out + r * H; \
+            /* pre-activations into a, in the saved order i, f, o, g */                      \
+            static const int src[4] = {0, 1, 3, 2};                                          \
+            for (int q = 0; q < 4; q++) {                                                    \
+                const T *mq = m + src[q] * H, *xq = xr + src[q] * H;                         \
+                T *aq = a + q * H;                                                           \
+                if (b)                                                                       \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        aq[j] = mq[j] + xq[j] + b[src[q] * H + j];                           \
+                else                                                                         \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        aq[j] = mq[j] + xq[j];                                               \
+            }                                                                                \
             _Pragma("omp simd")                                                              \
             for (Py_ssize_t j = 0; j < 3 * H; j++)                                           \
-                a[j] = (T)1 / ((T)1 + EXP(m[j] + xr[j]));                                     \
+                a[j] = (T)1 / ((T)1 + EXP(-a[j]));                                           \
             _Pragma("omp simd")                                                              \
             for (Py_ssize_t j = 0; j < H; j++) {                                             \
-                T g = TANH(m[3 * H + j] + xr[3 * H + j]);                                    \
+                T g = TANH(a[3 * H + j]);                                                    \
                 a[3 * H + j] = g;                                                            \
                 T cv = a[H + j] * cr[j] + a[j] * g;                                          \
                 cnr[j] = cv;                                                                 \
@@ -198,28 +211,27 @@ LSTM_KERNELS(double, d, exp, tanh)
 
 static PyObject *py_lstm_fwd(PyObject *self, PyObject *args)
 {
-    PyObject *o[7];
+    PyObject *o[8];
     Py_ssize_t rows, H;
-    if (!PyArg_ParseTuple(args, "OOOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
-                          &rows, &H))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &rows, &H))
         return NULL;
     char k = kind_of(o[0]);
     if (!k)
         return NULL;
     Held h = {.n = 0};
-    static const char *names[] = {"mm", "x", "c", "acts", "c_new", "tanh_c", "out"};
-    void *p[7];
-    Py_ssize_t sizes[] = {4 * H, 4 * H, H, 4 * H, H, H, H};
-    for (int i = 0; i < 7; i++)
-        if (!(p[i] = get(&h, o[i], names[i], i >= 3, k, rows * sizes[i]))) {
-            release_all(&h);
-            return NULL;
-        }
+    static const char *const names[] = {"mm", "x", "bias", "c", "acts", "c_new", "tanh_c",
+                                        "out"};
+    Py_ssize_t counts[] = {rows * 4 * H, rows * 4 * H, 4 * H, rows * H, rows * 4 * H,
+                           rows * H, rows * H, rows * H};
+    void *p[8];
+    if (get_all(&h, o, names, "rrRrwwww", counts, 8, k, p) < 0)
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     if (k == 'f')
-        lstm_fwd_f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], rows, H);
+        lstm_fwd_f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], rows, H);
     else
-        lstm_fwd_d(p[0], p[1], p[2], p[3], p[4], p[5], p[6], rows, H);
+        lstm_fwd_d(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], rows, H);
     Py_END_ALLOW_THREADS
     release_all(&h);
     Py_RETURN_NONE;
@@ -778,9 +790,77 @@ static PyObject *py_ln_bwd(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------ relu */
+/* y = max(x, 0) with NaN kept (x < 0 is false for NaN); backward gx = g where y > 0, else 0
+ * (PyTorch's threshold_backward: an inf gradient at a dead unit gives 0, not NaN). */
+#define RELU_KERNELS(T, SUF)                                                                 \
+    static void relu_fwd_##SUF(const T *x, T *y, Py_ssize_t n)                              \
+    {                                                                                        \
+        for (Py_ssize_t i = 0; i < n; i++)                                                   \
+            y[i] = x[i] < 0 ? (T)0 : x[i];                                                   \
+    }                                                                                        \
+    static void relu_bwd_##SUF(const T *g, const T *y, T *gx, Py_ssize_t n)                 \
+    {                                                                                        \
+        for (Py_ssize_t i = 0; i < n; i++)                                                   \
+            gx[i] = y[i] > 0 ? g[i] : (T)0;                                                  \
+    }
+
+RELU_KERNELS(float, f)
+RELU_KERNELS(double, d)
+
+static PyObject *py_relu_fwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    if (!PyArg_ParseTuple(args, "OO", &o[0], &o[1]))
+        return NULL;
+    char k = kind_of(o[0]);
+    Py_ssize_t n = k ? count_of(o[0], k) : -1;
+    if (n < 0)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"x", "y"};
+    Py_ssize_t counts[] = {n, n};
+    void *p[2];
+    if (get_all(&h, o, names, "rw", counts, 2, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        relu_fwd_f(p[0], p[1], n);
+    else
+        relu_fwd_d(p[0], p[1], n);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2]))
+        return NULL;
+    char k = kind_of(o[0]);
+    Py_ssize_t n = k ? count_of(o[0], k) : -1;
+    if (n < 0)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"grad", "y", "grad_x"};
+    Py_ssize_t counts[] = {n, n, n};
+    void *p[3];
+    if (get_all(&h, o, names, "rrw", counts, 3, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        relu_bwd_f(p[0], p[1], p[2], n);
+    else
+        relu_bwd_d(p[0], p[1], p[2], n);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
-     "lstm_fwd(mm, x, c, acts, c_new, tanh_c, out, rows, H): one LSTM step's pointwise part."},
+     "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
     {"lstm_bwd", py_lstm_bwd, METH_VARARGS,
      "lstm_bwd(dm, dc, acts, c, tanh_c, dpre, rows, H): its backward; dc is updated in place."},
     {"adam", py_adam, METH_VARARGS, "One fused Adam/AdamW update of one parameter, in place."},
@@ -796,6 +876,8 @@ static PyMethodDef methods[] = {
      "layernorm_fwd(x, w, b, y, mean, rstd, R, C, eps): layer norm over rows."},
     {"layernorm_bwd", py_ln_bwd, METH_VARARGS,
      "layernorm_bwd(g, x, w, mean, rstd, gx, gw, gb, R, C): its backward (None to skip)."},
+    {"relu_fwd", py_relu_fwd, METH_VARARGS, "relu_fwd(x, y): y = max(x, 0), NaN kept."},
+    {"relu_bwd", py_relu_bwd, METH_VARARGS, "relu_bwd(g, y, gx): gx = g where y > 0."},
     {NULL, NULL, 0, NULL},
 };
 

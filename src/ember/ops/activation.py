@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from . import dtypes as dt
+from . import native
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, normalize_dim, shape_of
 
 __all__ = [
@@ -65,23 +66,40 @@ def _graph(g, x) -> bool:
     return isinstance(g, TensorBase) or isinstance(x, TensorBase)
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 # ============================================================================ piecewise linear
 class Relu(Primitive):
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's convention)."""
 
     @staticmethod
     def forward(ctx, x):
-        # against a zero *row* NumPy runs its vectorized loop (about twice as fast as against
-        # the scalar 0); maximum propagates NaN, like PyTorch's relu
-        # (below ~2k elements the call overhead dominates and the scalar form is cheaper)
-        y = np.maximum(x, np.zeros(x.shape[-1:], x.dtype)) if x.size > 2048 else np.maximum(x, 0)
+        k = native.kernel("relu_fwd")
+        if k is not None and x.dtype in _FLOATS and x.flags.c_contiguous:  # one compiled pass
+            y = np.empty_like(x)
+            k(x, y)
+        else:
+            # against a zero *row* NumPy runs its vectorized loop (about twice as fast as
+            # against the scalar 0); maximum propagates NaN, like PyTorch's relu (below ~2k
+            # elements the call overhead dominates and the scalar form is cheaper)
+            y = np.maximum(x, np.zeros(x.shape[-1:], x.dtype)) if x.size > 2048 else \
+                np.maximum(x, 0)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
-        return g * (y > 0)  # operators: pure NumPy on arrays, recorded on tensors
+        k = native.kernel("relu_bwd")
+        if (k is not None and type(g) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
+                and g.dtype in _FLOATS and g.flags.c_contiguous and y.flags.c_contiguous):
+            gx = np.empty_like(g)
+            k(g, y, gx)  # g where y > 0 (0 elsewhere, even for an inf g)
+            return gx
+        if type(g) is np.ndarray:  # 0 where the unit is off, even for an inf g (as PyTorch)
+            return np.where(y > 0, g, g.dtype.type(0))
+        return g * (y > 0)  # recorded on tensors (create_graph)
 
 
 class Hardtanh(Primitive):

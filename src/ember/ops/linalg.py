@@ -557,6 +557,8 @@ class Linear(Primitive):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved
+        if type(g) is np.ndarray and type(x) is np.ndarray and x.ndim >= 2:
+            return _linear_backward_np(ctx, g, x, w)
         sx = shape_of(x)
         gx = gw = gb = None
         if _needs(ctx, 0):
@@ -571,6 +573,19 @@ class Linear(Primitive):
 
                 gb = sum_(g2, 0) if len(sx) > 1 else g
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
+
+
+def _linear_backward_np(ctx, g, x, w):
+    """:class:`Linear`'s backward on arrays (no graph to record): straight NumPy calls."""
+    g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+    gx = gw = gb = None
+    if _needs(ctx, 0):
+        gx = (g2 @ w).reshape(x.shape)
+    if _needs(ctx, 1):
+        gw = g2.T @ (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x)
+    if ctx.has_bias and _needs(ctx, 2):
+        gb = g2.sum(0)
+    return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
 def linear(input, weight, bias=None):

@@ -314,6 +314,9 @@ def _kernels(D: int, k: int, m: int):
 def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     """Forward of D directions over an equal-length batch, stepped together (each direction
     in its own time order). Returns (outs, h_ns, c_ns, cache), one entry per direction."""
+    cell = native.kernel("lstm_fwd") if mode == "LSTM" else None
+    if cell is not None:
+        return _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep)
     D = len(xps)
     B, Hout = h0s[0].shape
     dt = xps[0].dtype
@@ -350,20 +353,7 @@ def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
         WT, w_hrT, tmp = v(WT, False), v(w_hrT, False), v(tmp, False)
         if not keep:
             gbuf, c, tcb, mb = v(gbuf, False), v(c, False), v(tcb, False), v(mb, False)
-        cell = native.kernel("lstm_fwd")  # the fused C step (same math as below)
-        if cell is not None:
-            rows = D * B
-            c_in, c_out = (None, None) if keep else (c, c)
-            for s in range(T):
-                out = (hs[s + 1] if w_hrT is None else ms[s]) if keep else \
-                    (hs[s + 1] if w_hrT is None else mb)
-                if keep:
-                    c_in, c_out = cs[s], cs[s + 1]
-                cell(mm(hs[s], WT), X[s], c_in, acts[s] if keep else gbuf, c_out,
-                     tcs[s] if keep else tcb, out, rows, H)
-                if w_hrT is not None:
-                    hs[s + 1] = mm(out, w_hrT)
-        elif keep:
+        if keep:
             for s in range(T):
                 g = acts[s]
                 # (np.matmul with out= may skip BLAS: add the product instead)
@@ -456,6 +446,12 @@ def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
         if keep:
             cache = _Saved((hs,), [])
     _give(Xbuf)
+    return _outputs(hs, c_last if mode == "LSTM" else None, T, reverses, cache if keep else None)
+
+
+def _outputs(hs, c_last, T, reverses, cache):
+    """(outs, h_ns, c_ns, cache) per direction from the states hs (T + 1, D, B, Hout)."""
+    D, B, Hout = hs.shape[1:]
     outs, h_ns, c_ns = [], [], []
     for d in range(D):
         o = _timeline(hs[1:, d], T, reverses[d])
@@ -463,8 +459,49 @@ def _dense_forward(mode, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
             o = np.ascontiguousarray(o)
         outs.append(o.reshape(T * B, Hout))
         h_ns.append(hs[T, d].copy())
-        c_ns.append(c_last[d].copy() if mode == "LSTM" else None)
-    return outs, h_ns, c_ns, (cache if keep else None)
+        c_ns.append(c_last[d].copy() if c_last is not None else None)
+    return outs, h_ns, c_ns, cache
+
+
+def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
+    """:func:`_dense_forward` of an LSTM on the compiled cell (``lstm_fwd``), which reads the
+    input projection and weights in PyTorch's gate layout as they are (the NumPy path first
+    copies them into its internal layout) and writes the same saved arrays."""
+    D = len(xps)
+    B, Hout = h0s[0].shape
+    dt = xps[0].dtype
+    H = xps[0].shape[1] // 4
+    hs = _lent((T + 1, D, B, Hout), dt)
+    hs[0] = _stack(h0s, dt)
+    w_hrT = [w.T for w in w_hrs] if w_hrs[0] is not None else None
+    WT = [w.T for w in ws]  # (Hout, 4H) views: BLAS reads them transposed
+    Xs = [xp.reshape(T, B, 4 * H) for xp in xps]
+    bs = [None if b is None else np.ascontiguousarray(b, dtype=dt) for b in bs]
+    if keep:
+        acts, tcs = _take((T, D, B, 4 * H), dt), _take((T, D, B, H), dt)
+        cs = _take((T + 1, D, B, H), dt)
+        ms = _take((T, D, B, H), dt) if w_hrT is not None else None
+        cs[0] = _stack(c0s, dt)
+    else:  # inference: fixed buffers, c updated in place
+        a1, tcb = np.empty((D, B, 4 * H), dt), np.empty((D, B, H), dt)
+        c = np.array(_stack(c0s, dt), copy=True)
+        mb = np.empty((D, B, H), dt)
+    for s in range(T):
+        for d in range(D):
+            if keep:
+                a, c_in, c_out, tc = acts[s, d], cs[s, d], cs[s + 1, d], tcs[s, d]
+                m = ms[s, d] if w_hrT is not None else None
+            else:
+                a, c_in, c_out, tc, m = a1[d], c[d], c[d], tcb[d], mb[d]
+            out = hs[s + 1, d] if w_hrT is None else m
+            cell(hs[s, d] @ WT[d], Xs[d][T - 1 - s if reverses[d] else s], bs[d], c_in, a,
+                 c_out, tc, out, B, H)
+            if w_hrT is not None:
+                hs[s + 1, d] = m @ w_hrT[d]
+    if not keep:
+        return _outputs(hs, c, T, reverses, None)
+    cache = _Saved((acts, cs, tcs, ms, hs), [x for x in (acts, cs, tcs, ms) if x is not None])
+    return _outputs(hs, cs[T], T, reverses, cache)
 
 
 def _lstm_bptt_numpy(a4, cs, tcs, dpre, dh, dc, go, W, w_hr, DH, T, scratch):
