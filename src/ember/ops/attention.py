@@ -43,6 +43,7 @@ import numpy as np
 
 from . import native
 from .activation import softmax
+from .arrays import ones_vector as _ones
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .binary import where
 from .linalg import matmul, mT
@@ -81,13 +82,6 @@ def causal_block(L: int, S: int) -> np.ndarray:
 def causal_additive(L: int, S: int, dtype) -> np.ndarray:
     """(L, S) array of ``dtype``, -inf above the diagonal and 0 elsewhere; read-only."""
     return _causal_additive(int(L), int(S), np.dtype(dtype))
-
-
-@lru_cache(maxsize=64)
-def _ones(n: int, dtype: np.dtype) -> np.ndarray:
-    a = np.ones(n, dtype)
-    a.flags.writeable = False
-    return a
 
 
 def _rowsum(x: np.ndarray) -> np.ndarray:

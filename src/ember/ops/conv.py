@@ -30,6 +30,7 @@ import threading
 
 import numpy as np
 
+from .arrays import channel_sums
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 
 __all__ = ["conv_nd", "conv_transpose_nd", "conv_weight_nd", "conv_out_size"]
@@ -357,7 +358,7 @@ class ConvNd(Primitive):
                                                                  dilation, x.shape[2:]))
             del g2
             if ctx.has_bias and need[2]:
-                gb = g.sum((0,) + tuple(range(2, g.ndim)))
+                gb = channel_sums(g)
             return (gx, gw, gb) if ctx.has_bias else (gx, gw)
         if need[0]:
             gx = conv_transpose_nd(g, w, None, stride, pads, dilation, groups,

@@ -19,11 +19,11 @@ is itself differentiable (second order).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
 from . import native
+from .arrays import ones_vector as _ones
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .random import _rng
 
@@ -39,13 +39,6 @@ def _needs(ctx, i: int) -> bool:
 
 
 _BLAS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-@lru_cache(maxsize=64)
-def _ones(n: int, dtype: np.dtype) -> np.ndarray:
-    a = np.ones(n, dtype)
-    a.flags.writeable = False
-    return a
 
 
 def _rows_view(x, axes, pshape, weight, bias):
