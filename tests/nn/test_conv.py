@@ -11,7 +11,8 @@ from tests.oracle import check
 
 RNG = np.random.default_rng(0)
 # PyTorch warns that it copies the input for even kernels with padding="same"
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
+              pytest.mark.usefixtures("kernels")]  # col2im has a compiled kernel
 
 
 def _x(*shape):

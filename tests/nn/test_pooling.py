@@ -9,6 +9,8 @@ from ember.nn import functional as F
 from tests.nn.harness import check_module, torch
 from tests.oracle import check
 
+pytestmark = pytest.mark.usefixtures("kernels")  # max pooling has a compiled kernel
+
 RNG = np.random.default_rng(0)
 TF = torch.nn.functional
 

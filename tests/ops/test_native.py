@@ -328,3 +328,65 @@ def test_relu_kernel_matches_numpy_and_torch_conventions(dtype):
                                                    dtype))
     for a, b in zip(nat, ref):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conv", [
+    dict(dims=2, kernel_size=3, padding=1), dict(dims=2, kernel_size=(2, 3), stride=2),
+    dict(dims=2, kernel_size=3, dilation=2, padding=2), dict(dims=1, kernel_size=5, stride=2,
+                                                              padding=1),
+    dict(dims=3, kernel_size=2, padding=1)], ids=lambda c: "-".join(map(str, c.values())))
+def test_conv_col2im_kernel_matches_numpy(dtype, conv):
+    conv = dict(conv)
+    nd = conv.pop("dims")
+    r = np.random.default_rng(4)
+    x0 = r.standard_normal((3, 4) + (7,) * nd).astype(dtype)
+    F = ember.nn.functional
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    ks = conv.pop("kernel_size")
+    ks = (ks,) * nd if isinstance(ks, int) else ks
+    w0 = r.standard_normal((5, 4) + tuple(ks)).astype(dtype)
+
+    def make():
+        return [ember.tensor(x0.copy(), requires_grad=True),
+                ember.tensor(w0.copy(), requires_grad=True)]
+
+    _close(_on_and_off(_grad_run(make, lambda x, w: fn(x, w, **conv))), dtype)
+
+
+@needs_native
+def test_scatter_add_kernel_checks_bounds():
+    dst = np.zeros(10, np.float32)
+    native._lib.scatter_add(dst, np.ones(6, np.float32), (2, 3), (4, 1), 1)
+    np.testing.assert_array_equal(dst, [0, 1, 1, 1, 0, 1, 1, 1, 0, 0])
+    native._lib.scatter_add(dst, np.ones(4, np.float32), (2, 2), (0, 2), 0)  # repeated hits
+    np.testing.assert_array_equal(dst, [2, 1, 3, 1, 0, 1, 1, 1, 0, 0])
+    with pytest.raises(IndexError, match=r"reaches \[3, 10\] outside dst of 10 items"):
+        native._lib.scatter_add(dst, np.ones(6, np.float32), (2, 3), (5, 1), 3)
+    with pytest.raises(ValueError, match="src holds 5 items, expected 6"):
+        native._lib.scatter_add(dst, np.ones(5, np.float32), (2, 3), (4, 1), 0)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dims,k,size", [(2, 2, 9), (2, (2, 3), 8), (1, 3, 10), (2, 1, 4)])
+def test_max_pool_kernel_matches_numpy(dtype, dims, k, size):
+    r = np.random.default_rng(5)
+    x0 = r.standard_normal((2, 3) + (size,) * dims).astype(dtype)
+    x0.flat[::7] = x0.flat[1::7]  # ties: the first maximum of a window wins
+    x0.flat[5] = np.nan  # a NaN window takes its (last) NaN
+    pool = ember.nn.functional.max_pool1d if dims == 1 else ember.nn.functional.max_pool2d
+
+    def run():
+        x = ember.tensor(x0.copy(), requires_grad=True)
+        y = pool(x, k)
+        g = ember.tensor(np.linspace(-1, 1, y.numel()).reshape(y.shape).astype(dtype),
+                         requires_grad=True)
+        (gx,) = ember.autograd.grad(y, x, g, create_graph=True)
+        (gg,) = ember.autograd.grad((gx * gx).sum(), g)  # double backward: through the masks
+        return [y.detach().numpy(), gx.detach().numpy(), gg.numpy()]
+
+    nat, ref = _on_and_off(run)
+    for a, b in zip(nat, ref):
+        np.testing.assert_array_equal(a, b)

@@ -26,6 +26,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #pragma omp declare simd notinbranch
 extern float expf(float);
@@ -858,6 +859,263 @@ static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ strided scatter-add */
+/* dst[off + sum_i idx_i dst_strides_i] += src[flat idx] over the index grid `shape` (src
+ * contiguous, strides in elements; elements of dst may be hit several times, in order). It is
+ * the adjoint of unfolding an image into convolution columns (col2im): NumPy needs one call per
+ * kernel offset for it, since an element receives from several offsets. */
+#define MAXDIM 8
+#define SCATTER_KERNEL(T, SUF)                                                               \
+    static void scatter_add_##SUF(T *dst, const T *src, int nd, const Py_ssize_t *shape,     \
+                                  const Py_ssize_t *st)                                      \
+    {                                                                                        \
+        Py_ssize_t idx[MAXDIM] = {0}, inner = shape[nd - 1], s = st[nd - 1], outer = 1;      \
+        for (int i = 0; i < nd - 1; i++)                                                     \
+            outer *= shape[i];                                                               \
+        Py_ssize_t base = 0;                                                                 \
+        for (Py_ssize_t o = 0; o < outer; o++) {                                             \
+            T *d = dst + base;                                                               \
+            if (s == 1)                                                                      \
+                for (Py_ssize_t j = 0; j < inner; j++)                                       \
+                    d[j] += src[j];                                                          \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < inner; j++)                                       \
+                    d[j * s] += src[j];                                                      \
+            src += inner;                                                                    \
+            for (int i = nd - 2; i >= 0; i--) { /* odometer over the outer dims */            \
+                base += st[i];                                                               \
+                if (++idx[i] < shape[i])                                                     \
+                    break;                                                                   \
+                base -= st[i] * shape[i];                                                    \
+                idx[i] = 0;                                                                  \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+SCATTER_KERNEL(float, f)
+SCATTER_KERNEL(double, d)
+
+static int read_dims(PyObject *seq, const char *what, Py_ssize_t *out, int *nd)
+{
+    PyObject *fast = PySequence_Fast(seq, "_native: expected a sequence of ints");
+    if (!fast)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n < 1 || n > MAXDIM || (*nd && n != *nd)) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "_native: %s must have 1 to %d entries (as many as shape)",
+                     what, MAXDIM);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+        if (out[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+    }
+    *nd = (int)n;
+    Py_DECREF(fast);
+    return 0;
+}
+
+static PyObject *py_scatter_add(PyObject *self, PyObject *args)
+{
+    PyObject *o[2], *shp, *strd;
+    Py_ssize_t off;
+    if (!PyArg_ParseTuple(args, "OOOOn", &o[0], &o[1], &shp, &strd, &off))
+        return NULL;
+    Py_ssize_t shape[MAXDIM], st[MAXDIM];
+    int nd = 0;
+    if (read_dims(shp, "shape", shape, &nd) < 0 || read_dims(strd, "strides", st, &nd) < 0)
+        return NULL;
+    char k = kind_of(o[0]);
+    Py_ssize_t n_dst = k ? count_of(o[0], k) : -1;
+    if (n_dst < 0)
+        return NULL;
+    /* every index the grid can reach must lie inside dst */
+    Py_ssize_t count = 1, lo = off, hi = off;
+    for (int i = 0; i < nd; i++) {
+        if (shape[i] < 0) {
+            PyErr_SetString(PyExc_ValueError, "_native: negative shape");
+            return NULL;
+        }
+        count *= shape[i];
+        if (st[i] >= 0)
+            hi += st[i] * (shape[i] - 1);
+        else
+            lo += st[i] * (shape[i] - 1);
+    }
+    if (count && (lo < 0 || hi >= n_dst)) {
+        PyErr_Format(PyExc_IndexError, "_native: scatter_add reaches [%zd, %zd] outside dst of "
+                     "%zd items", lo, hi, n_dst);
+        return NULL;
+    }
+    Held h = {.n = 0};
+    static const char *const names[] = {"dst", "src"};
+    Py_ssize_t counts[] = {n_dst, count};
+    void *p[2];
+    if (get_all(&h, o, names, "wr", counts, 2, k, p) < 0)
+        return NULL;
+    if (count) {
+        Py_BEGIN_ALLOW_THREADS
+        if (k == 'f')
+            scatter_add_f((float *)p[0] + off, p[1], nd, shape, st);
+        else
+            scatter_add_d((double *)p[0] + off, p[1], nd, shape, st);
+        Py_END_ALLOW_THREADS
+    }
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ block max pool */
+/* Max over non-overlapping kh x kw windows (stride = kernel, no padding) of each plane of x
+ * (P planes of H x W), Ho x Wo windows from the top left. `arg` keeps each window's argmax as
+ * its row-major offset in the window, chosen by PyTorch's scan: a later value wins when it is
+ * greater or NaN (so the first maximum, or the last NaN). Backward puts g at the argmax and
+ * zeros everywhere else. */
+#define POOL_KERNELS(T, SUF)                                                                 \
+    /* one row of windows; returns whether a NaN was seen (then the row is redone exactly) */ \
+    static int pool_row_fast_##SUF(const T *row, T *o, uint8_t *at, Py_ssize_t W,           \
+                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Wo)             \
+    {                                                                                        \
+        int nan = 0;                                                                         \
+        for (Py_ssize_t j = 0; j < Wo; j++) {                                                \
+            const T *win = row + j * kw;                                                     \
+            T best = win[0];                                                                 \
+            int a = 0;                                                                       \
+            for (Py_ssize_t u = 0; u < kh; u++)                                              \
+                for (Py_ssize_t v = 0; v < kw; v++) {                                        \
+                    T val = win[u * W + v];                                                  \
+                    nan |= val != val;                                                       \
+                    int take = val > best; /* branch-free selects */                         \
+                    best = take ? val : best;                                                \
+                    a = take ? (int)(u * kw + v) : a;                                        \
+                }                                                                            \
+            o[j] = best;                                                                     \
+            at[j] = (uint8_t)a;                                                              \
+        }                                                                                    \
+        return nan;                                                                          \
+    }                                                                                        \
+    static void pool_row_exact_##SUF(const T *row, T *o, uint8_t *at, Py_ssize_t W,         \
+                                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Wo)           \
+    {                                                                                        \
+        for (Py_ssize_t j = 0; j < Wo; j++) {                                                \
+            const T *win = row + j * kw;                                                     \
+            T best = win[0];                                                                 \
+            int a = 0;                                                                       \
+            for (Py_ssize_t u = 0; u < kh; u++)                                              \
+                for (Py_ssize_t v = 0; v < kw; v++) {                                        \
+                    T val = win[u * W + v];                                                  \
+                    if (val > best || val != val) {                                          \
+                        best = val;                                                          \
+                        a = (int)(u * kw + v);                                               \
+                    }                                                                        \
+                }                                                                            \
+            o[j] = best;                                                                     \
+            at[j] = (uint8_t)a;                                                              \
+        }                                                                                    \
+    }                                                                                        \
+    static void pool_fwd_##SUF(const T *x, T *out, uint8_t *arg, Py_ssize_t P, Py_ssize_t H,  \
+                               Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho,     \
+                               Py_ssize_t Wo)                                                 \
+    {                                                                                        \
+        for (Py_ssize_t p = 0; p < P; p++)                                                   \
+            for (Py_ssize_t i = 0; i < Ho; i++) {                                            \
+                const T *row = x + (p * H + i * kh) * W;                                     \
+                T *o = out + (p * Ho + i) * Wo;                                              \
+                uint8_t *at = arg + (p * Ho + i) * Wo;                                       \
+                if (pool_row_fast_##SUF(row, o, at, W, kh, kw, Wo))                          \
+                    pool_row_exact_##SUF(row, o, at, W, kh, kw, Wo);                         \
+            }                                                                                \
+    }                                                                                        \
+    static void pool_bwd_##SUF(const T *g, const uint8_t *arg, T *gx, Py_ssize_t P,          \
+                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,     \
+                               Py_ssize_t Ho, Py_ssize_t Wo)                                 \
+    {                                                                                        \
+        memset(gx, 0, sizeof(T) * P * H * W);                                                \
+        for (Py_ssize_t p = 0; p < P; p++)                                                   \
+            for (Py_ssize_t i = 0; i < Ho; i++) {                                            \
+                T *row = gx + (p * H + i * kh) * W;                                          \
+                const T *gr = g + (p * Ho + i) * Wo;                                         \
+                const uint8_t *a = arg + (p * Ho + i) * Wo;                                  \
+                for (Py_ssize_t j = 0; j < Wo; j++)                                          \
+                    row[(a[j] / kw) * W + j * kw + a[j] % kw] = gr[j];                       \
+            }                                                                                \
+    }
+
+POOL_KERNELS(float, f)
+POOL_KERNELS(double, d)
+
+/* (P, H, W, kh, kw, Ho, Wo) with the window grid inside the plane and kh * kw <= 256 */
+static int pool_dims(PyObject *args, int first, Py_ssize_t *d)
+{
+    for (int i = 0; i < 7; i++) {
+        d[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args, first + i));
+        if (d[i] == -1 && PyErr_Occurred())
+            return -1;
+        if (d[i] < 0 || (i >= 3 && i <= 4 && d[i] < 1)) {
+            PyErr_SetString(PyExc_ValueError, "_native: bad pooling sizes");
+            return -1;
+        }
+    }
+    if (d[3] * d[4] > 256 || d[5] * d[3] > d[1] || d[6] * d[4] > d[2]) {
+        PyErr_SetString(PyExc_ValueError, "_native: the windows do not fit the planes");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_pool(PyObject *self, PyObject *args, int backward)
+{
+    if (PyTuple_GET_SIZE(args) != 10) {
+        PyErr_SetString(PyExc_TypeError, "_native: pooling takes 10 arguments");
+        return NULL;
+    }
+    Py_ssize_t d[7];
+    if (pool_dims(args, 3, d) < 0)
+        return NULL;
+    PyObject *vals = PyTuple_GET_ITEM(args, 0), *arg = PyTuple_GET_ITEM(args, backward ? 1 : 2);
+    PyObject *res = PyTuple_GET_ITEM(args, backward ? 2 : 1);
+    char k = kind_of(vals);
+    if (!k)
+        return NULL;
+    Py_ssize_t nin = d[0] * d[1] * d[2], nout = d[0] * d[5] * d[6];
+    Held h = {.n = 0};
+    void *pv = get(&h, vals, backward ? "grad" : "x", 0, k, backward ? nout : nin);
+    void *pr = pv ? get(&h, res, backward ? "grad_x" : "out", 1, k, backward ? nin : nout) : NULL;
+    Py_buffer *ab = &h.views[h.n];
+    uint8_t *pa = NULL;
+    if (pr && PyObject_GetBuffer(arg, ab, PyBUF_C_CONTIGUOUS | (backward ? 0 : PyBUF_WRITABLE))
+                  == 0) {
+        h.n++;
+        if (ab->len != nout || ab->itemsize != 1)
+            PyErr_Format(PyExc_ValueError, "_native: argmax must hold %zd uint8 items", nout);
+        else
+            pa = ab->buf;
+    }
+    if (!pa) {
+        release_all(&h);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (backward && k == 'f')
+        pool_bwd_f(pv, pa, pr, d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+    else if (backward)
+        pool_bwd_d(pv, pa, pr, d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+    else if (k == 'f')
+        pool_fwd_f(pv, pr, pa, d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+    else
+        pool_fwd_d(pv, pr, pa, d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_pool_fwd(PyObject *self, PyObject *args) { return py_pool(self, args, 0); }
+static PyObject *py_pool_bwd(PyObject *self, PyObject *args) { return py_pool(self, args, 1); }
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
      "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
@@ -878,6 +1136,12 @@ static PyMethodDef methods[] = {
      "layernorm_bwd(g, x, w, mean, rstd, gx, gw, gb, R, C): its backward (None to skip)."},
     {"relu_fwd", py_relu_fwd, METH_VARARGS, "relu_fwd(x, y): y = max(x, 0), NaN kept."},
     {"relu_bwd", py_relu_bwd, METH_VARARGS, "relu_bwd(g, y, gx): gx = g where y > 0."},
+    {"scatter_add", py_scatter_add, METH_VARARGS,
+     "scatter_add(dst, src, shape, strides, offset): dst[strided grid] += src (col2im)."},
+    {"maxpool_fwd", py_pool_fwd, METH_VARARGS,
+     "maxpool_fwd(x, out, argmax, P, H, W, kh, kw, Ho, Wo): block max pool with argmax."},
+    {"maxpool_bwd", py_pool_bwd, METH_VARARGS,
+     "maxpool_bwd(g, argmax, gx, P, H, W, kh, kw, Ho, Wo): g placed at each argmax."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -93,12 +93,14 @@ class Relu(Primitive):
         (y,) = ctx.saved
         k = native.kernel("relu_bwd")
         if (k is not None and type(g) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
-                and g.dtype in _FLOATS and g.flags.c_contiguous and y.flags.c_contiguous):
-            gx = np.empty_like(g)
-            k(g, y, gx)  # g where y > 0 (0 elsewhere, even for an inf g)
+                and g.dtype in _FLOATS and y.flags.c_contiguous):
+            gx = np.empty_like(y)
+            k(np.ascontiguousarray(g), y, gx)  # g where y > 0 (0 elsewhere, even for an inf g)
             return gx
         if type(g) is np.ndarray:  # 0 where the unit is off, even for an inf g (as PyTorch)
-            return np.where(y > 0, g, g.dtype.type(0))
+            gx = np.zeros(np.broadcast_shapes(g.shape, y.shape), g.dtype)
+            np.copyto(gx, g, where=y > 0)
+            return gx
         return g * (y > 0)  # recorded on tensors (create_graph)
 
 

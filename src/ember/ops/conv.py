@@ -30,6 +30,7 @@ import threading
 
 import numpy as np
 
+from . import native
 from .arrays import channel_sums
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 
@@ -134,7 +135,7 @@ _PLANS: dict = {}
 class _Plan:
     __slots__ = ("n", "c", "nd", "out", "q", "padded", "plane", "total", "inner", "cshape",
                  "cstrides", "offs", "vshape", "vstrides", "m", "k", "wide_shape", "crop",
-                 "swap", "bshape", "small", "size", "cn_shape")
+                 "swap", "bshape", "small", "size", "cn_shape", "grid")
 
     def __init__(self, xs, ksize, stride, pads, dilation, out_size):
         if out_size is None:
@@ -176,6 +177,20 @@ class _Plan:
         self.small = self.k * self.m < 65536
         self.size = n * c * plane
         self.cn_shape = (c, n) + tuple(padded)
+        self.grid = _coalesce(self.cshape, self.cstrides)
+
+
+def _coalesce(shape, strides):
+    """(shape, strides) of the same strided grid with mergeable neighbouring dims merged
+    (a dim whose stride is the next dim's stride times its length), for the compiled kernels."""
+    out_shape, out_strides = [shape[-1]], [strides[-1]]
+    for n, st in zip(shape[-2::-1], strides[-2::-1]):
+        if st == out_strides[0] * out_shape[0]:
+            out_shape[0] *= n
+        else:
+            out_shape.insert(0, n)
+            out_strides.insert(0, st)
+    return tuple(out_shape), tuple(out_strides)
 
 
 def _plan(xs, ksize, stride, pads, dilation, out_size=None) -> _Plan:
@@ -283,15 +298,27 @@ def _wide_col2im(cg, p: _Plan) -> np.ndarray:
     """Adjoint of :func:`_wide_cols`: cg (K, M) added back into (N, C, *S) (one add/offset)."""
     buf = _workspace("col2im", (p.total,), cg.dtype)
     buf.fill(0)
+    k = native.kernel("scatter_add")
+    if k is not None and cg.dtype in _FLOATS and cg.flags.c_contiguous:  # one compiled pass
+        k(buf, cg, *p.grid, 0)
+    else:
+        _col2im_np(buf, cg, p)
+    full = buf[:p.n * p.c * p.plane].reshape((p.c, p.n) + p.padded)[p.inner].transpose(p.swap)
+    out = _new(full.shape, full.dtype)
+    np.copyto(out, full)
+    return out
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _col2im_np(buf, cg, p: _Plan) -> None:
+    """``buf[columns view] += cg`` in NumPy: one strided add per kernel offset."""
     nk = len(p.offs)
     cgv = cg.reshape((p.c, nk) + p.vshape[1:])
     for j, off in enumerate(p.offs):
         v = _strided(buf, p.vshape, p.vstrides, off)
         np.add(v, cgv[:, j], out=v)
-    full = buf[:p.n * p.c * p.plane].reshape((p.c, p.n) + p.padded)[p.inner].transpose(p.swap)
-    out = _new(full.shape, full.dtype)
-    np.copyto(out, full)
-    return out
 
 
 def _finite(a) -> bool:

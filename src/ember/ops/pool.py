@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from . import native
 from .base import NULL_CTX, Primitive, call, shape_of
 from .conv import _new, _offset_slices, _pad_array
 
@@ -212,7 +213,56 @@ def _block_indices(masks, ksize, out_size, in_size) -> np.ndarray:
     return flat
 
 
+class _ArgmaxMasks:
+    """The one-hot argmax masks of a block max pool, made on demand from the compiled kernel's
+    argmax (each window's row-major offset, uint8): only double backward needs the masks."""
+
+    __slots__ = ("local", "n")
+
+    def __init__(self, local: np.ndarray, n: int):
+        self.local, self.n = local, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if not -self.n <= k < self.n:
+            raise IndexError(k)
+        return self.local == k % self.n
+
+    def __iter__(self):
+        return (self.local == k for k in range(self.n))
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _plane_dims(shape, ksize, out_size):
+    """(planes, H, W, kh, kw, Ho, Wo) of a 1-D or 2-D block pool for the compiled kernels."""
+    if len(ksize) == 1:
+        return (shape[0] * shape[1], 1, shape[2], 1, ksize[0], 1, out_size[0])
+    return (shape[0] * shape[1],) + tuple(shape[2:]) + tuple(ksize) + tuple(out_size)
+
+
+def _native_block_max(x, ksize, out_size):
+    """(out, argmax masks) from the compiled kernel, or None where it does not apply."""
+    k = native.kernel("maxpool_fwd")
+    if (k is None or x.dtype not in _FLOATS or not x.flags.c_contiguous or len(ksize) > 2
+            or math.prod(ksize) > 256):
+        return None
+    shape = x.shape[:2] + tuple(out_size)
+    out, local = _new(shape, x.dtype), np.empty(shape, np.uint8)
+    k(x, out, local, *_plane_dims(x.shape, ksize, out_size))
+    return out, _ArgmaxMasks(local, math.prod(ksize))
+
+
 def _block_scatter(g, masks, ksize, in_shape) -> np.ndarray:
+    k = native.kernel("maxpool_bwd")
+    if (k is not None and isinstance(masks, _ArgmaxMasks) and type(g) is np.ndarray
+            and g.dtype in _FLOATS and g.shape == masks.local.shape):
+        gx = _new(in_shape, g.dtype)  # the kernel writes every element
+        k(np.ascontiguousarray(g), masks.local, gx, *_plane_dims(in_shape, ksize, g.shape[2:]))
+        return gx
     out_size = g.shape[2:]
     exact = all(o * k == s for o, k, s in zip(out_size, ksize, in_shape[2:]))
     finite = g.dtype.kind not in "fc" or bool(np.isfinite(g).all())
@@ -233,10 +283,15 @@ class BlockMaxPool(Primitive):
 
     @staticmethod
     def forward(ctx, x, *, ksize, out_size):
-        views = _block_windows(x, ksize, out_size)
-        out = _block_max(views)
+        fused = _native_block_max(x, ksize, out_size)
+        if fused is not None:  # one compiled pass, keeping each window's argmax
+            out, masks = fused
+        else:
+            views = _block_windows(x, ksize, out_size)
+            out = _block_max(views)
+            masks = _block_masks(views, out) if ctx is not NULL_CTX else None
         if ctx is not NULL_CTX:
-            ctx.masks = _block_masks(views, out)
+            ctx.masks = masks
             ctx.attrs = (ksize, x.shape)
         return out
 
