@@ -390,3 +390,26 @@ def test_max_pool_kernel_matches_numpy(dtype, dims, k, size):
     nat, ref = _on_and_off(run)
     for a, b in zip(nat, ref):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_gradient_kernel_matches_numpy_bitwise(dtype):
+    r = np.random.default_rng(6)
+    w0 = r.standard_normal((50, 7)).astype(dtype)
+    idx = r.integers(0, 50, (40, 30))  # 1,200 lookups of 50 rows: many repeats
+    g0 = r.standard_normal((40, 30, 7)).astype(dtype)
+
+    def run():
+        w = ember.tensor(w0.copy(), requires_grad=True)
+        ember.nn.functional.embedding(ember.tensor(idx), w).backward(ember.tensor(g0))
+        x = ember.tensor(w0.copy(), requires_grad=True)
+        x[ember.tensor(np.r_[idx[0], -1, -1, -50])].backward(
+            ember.tensor(np.ones((33, 7), dtype)))  # negative rows count from the end
+        return [w.grad.numpy(), x.grad.numpy()]
+
+    nat, ref = _on_and_off(run)
+    for a, b in zip(nat, ref):
+        np.testing.assert_array_equal(a, b)
+    assert ref[1][49].tolist() == [2.0] * 7 and ref[1][0].tolist() == [
+        float(np.sum(idx[0] == 0)) + 1.0] * 7

@@ -1116,6 +1116,61 @@ static PyObject *py_pool(PyObject *self, PyObject *args, int backward)
 static PyObject *py_pool_fwd(PyObject *self, PyObject *args) { return py_pool(self, args, 0); }
 static PyObject *py_pool_bwd(PyObject *self, PyObject *args) { return py_pool(self, args, 1); }
 
+/* ---------------------------------------------------------------------- rows scatter-add */
+/* out[idx[i], :] += g[i, :] for i in order (a repeated index accumulates in order of
+ * appearance, as the NumPy path's rank-by-rank adds do): an embedding's gradient. */
+#define INDEX_ADD_KERNEL(T, SUF)                                                             \
+    static void index_add_rows_##SUF(T *out, const int64_t *idx, const T *g, Py_ssize_t n,   \
+                                     Py_ssize_t F)                                           \
+    {                                                                                        \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                 \
+            T *o = out + idx[i] * F;                                                         \
+            const T *gr = g + i * F;                                                         \
+            for (Py_ssize_t j = 0; j < F; j++)                                               \
+                o[j] += gr[j];                                                               \
+        }                                                                                    \
+    }
+
+INDEX_ADD_KERNEL(float, f)
+INDEX_ADD_KERNEL(double, d)
+
+static PyObject *py_index_add_rows(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t R, n, F;
+    if (!PyArg_ParseTuple(args, "OOOnnn", &o[0], &o[1], &o[2], &R, &n, &F))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    PyObject *arrs[] = {o[0], o[2]};
+    static const char *const names[] = {"out", "grad"};
+    Py_ssize_t counts[] = {R * F, n * F};
+    void *p[2];
+    if (get_all(&h, arrs, names, "wr", counts, 2, k, p) < 0)
+        return NULL;
+    const int64_t *idx = get_index(&h, o[1], "index", n);
+    if (!idx) {
+        release_all(&h);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= R) {
+            release_all(&h);
+            return PyErr_Format(PyExc_IndexError, "_native: index %lld out of [0, %zd)",
+                                (long long)idx[i], R);
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        index_add_rows_f(p[0], idx, p[1], n, F);
+    else
+        index_add_rows_d(p[0], idx, p[1], n, F);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
      "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
@@ -1142,6 +1197,8 @@ static PyMethodDef methods[] = {
      "maxpool_fwd(x, out, argmax, P, H, W, kh, kw, Ho, Wo): block max pool with argmax."},
     {"maxpool_bwd", py_pool_bwd, METH_VARARGS,
      "maxpool_bwd(g, argmax, gx, P, H, W, kh, kw, Ho, Wo): g placed at each argmax."},
+    {"index_add_rows", py_index_add_rows, METH_VARARGS,
+     "index_add_rows(out, idx, g, R, n, F): out[idx[i]] += g[i] in order."},
     {NULL, NULL, 0, NULL},
 };
 

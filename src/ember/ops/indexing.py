@@ -18,10 +18,12 @@ written with primitives of this module, so it is itself differentiable (double b
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
 
+from . import native
 from .base import Primitive, TensorBase, call, normalize_dim, shape_of
 
 __all__ = [
@@ -274,6 +276,9 @@ class Index(Primitive):
         return call(IndexAddZeros, g, key=ctx.key, shape=ctx.shape)
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def scatter_add_rows(out: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
     """``out[idx] += g`` along axis 0 with repeated indices accumulating (``np.add.at``).
 
@@ -284,6 +289,16 @@ def scatter_add_rows(out: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
     """
     flat = idx.reshape(-1)
     rows = g.reshape((flat.size,) + out.shape[1:])
+    k = native.kernel("index_add_rows")
+    if (k is not None and out.dtype in _FLOATS and rows.dtype == out.dtype and out.ndim >= 1
+            and out.flags.c_contiguous and flat.dtype == np.int64):
+        F = math.prod(out.shape[1:])
+        # negative indices count from the end, as in NumPy
+        flat = np.where(flat < 0, flat + out.shape[0], flat) if flat.size and flat.min() < 0 \
+            else flat
+        k(out, np.ascontiguousarray(flat), np.ascontiguousarray(rows), out.shape[0],
+          flat.size, F)  # in order of appearance, as the rank-by-rank adds below
+        return
     if rows.size < 65536 or flat.size < 2:
         np.add.at(out, flat, rows)
         return

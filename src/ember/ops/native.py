@@ -32,7 +32,8 @@ except ImportError:  # pragma: no cover - depends on the install
 # the kernels _native.c defines (the op that calls each is named in its comment there)
 KERNELS = ("lstm_fwd", "lstm_bwd", "adam", "sgd", "xent_fwd", "xent_bwd", "softmax_rows",
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
-           "scatter_add", "maxpool_fwd", "maxpool_bwd")
+           "scatter_add", "maxpool_fwd", "maxpool_bwd",
+           "index_add_rows")
 
 _on = _lib is not None and os.environ.get("EMBER_NATIVE", "1") != "0"
 
