@@ -413,3 +413,30 @@ def test_embedding_gradient_kernel_matches_numpy_bitwise(dtype):
         np.testing.assert_array_equal(a, b)
     assert ref[1][49].tolist() == [2.0] * 7 and ref[1][0].tolist() == [
         float(np.sum(idx[0] == 0)) + 1.0] * 7
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    (2, 1, 6, 5, dict(padding=2)), (2, 6, 16, 5, {}), (2, 3, 8, 3, dict(stride=2, padding=1)),
+    (2, 9, 10, 3, dict(dilation=2, padding=3)), (2, 8, 40, (2, 3), dict(stride=(1, 2))),
+    (1, 1, 25, 5, dict(stride=2, padding=1)), (1, 25, 25, 3, dict(stride=2, padding=1)),
+    (1, 4, 33, 4, dict(dilation=3)), (2, 7, 600, 3, dict(padding=1))],
+    ids=lambda c: f"{c[0]}d-{c[1]}to{c[2]}-k{c[3]}-{'-'.join(f'{k}{v}' for k, v in c[4].items())}")
+@pytest.mark.parametrize("bias", [True, False])
+def test_small_direct_conv_matches_gemm_path(dtype, case, bias):
+    # no-grad convolutions of small problems (a batch-1 inference) run the compiled direct
+    # kernel (over 512 output channels the GEMM path runs instead, also compared here)
+    nd, c, o, k, kw = case
+    r = np.random.default_rng(7)
+    size = (12, 13) if nd == 2 else (23,)
+    conv = (ember.nn.Conv2d if nd == 2 else ember.nn.Conv1d)(c, o, k, bias=bias, **kw)
+    conv.to(ember.float64 if dtype == np.float64 else ember.float32)
+    for n in (1, 3):
+        x = ember.tensor(r.standard_normal((n, c) + size).astype(dtype))
+
+        def run(x=x):
+            with ember.no_grad():
+                return [conv(x).numpy()]
+
+        _close(_on_and_off(run), dtype)

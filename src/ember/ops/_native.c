@@ -1171,6 +1171,187 @@ static PyObject *py_index_add_rows(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* --------------------------------------------------------------- small direct convolution */
+/* out[n, o, oy, ox] = b[o] + sum_{c, ky, kx} w[o, c, ky, kx] x[n, c, iy, ix] with
+ * iy = oy sh - ph + ky dh, ix = ox sw - pw + kx dw (taps outside x are zero padding); 2-D
+ * (1-D as H = 1), groups 1. Vectorized over the output channels: for small problems (a batch-1
+ * inference) it skips the unfold copy, the GEMM call and the output transpose of the GEMM
+ * path, whose fixed costs dominate there. */
+#define CONV_MAXO 512
+/* One output position: the OPB accumulators over the taps. CONV_POS makes one function per
+ * block width (8, 16, 24, 32: a fixed-size array the compiler keeps in registers) and one for
+ * any width (up to CONV_MAXO, in memory). */
+#define CONV_POS(T, NAME, OPB_DECL, OPB)                                                     \
+    static void NAME(const T *x, const T *wT, const T *bias, T *dst, const Py_ssize_t *d,    \
+                     Py_ssize_t n, Py_ssize_t oy, Py_ssize_t ox, Py_ssize_t Op)              \
+    {                                                                                        \
+        Py_ssize_t C = d[1], H = d[2], W = d[3], O = d[4], kh = d[5], kw = d[6];             \
+        T acc[OPB_DECL];                                                                     \
+        (void)Op;                                                                            \
+        for (Py_ssize_t o = 0; o < OPB; o++)                                                 \
+            acc[o] = bias[o];                                                                \
+        Py_ssize_t iy0 = oy * d[7] - d[9], ix0 = ox * d[8] - d[10];                          \
+        for (Py_ssize_t c = 0; c < C; c++)                                                   \
+            for (Py_ssize_t ky = 0; ky < kh; ky++) {                                         \
+                Py_ssize_t iy = iy0 + ky * d[11];                                            \
+                if (iy < 0 || iy >= H)                                                       \
+                    continue;                                                                \
+                const T *xr = x + ((n * C + c) * H + iy) * W;                                \
+                const T *wr = wT + (c * kh + ky) * kw * OPB;                                 \
+                for (Py_ssize_t kx = 0; kx < kw; kx++) {                                     \
+                    Py_ssize_t ix = ix0 + kx * d[12];                                        \
+                    if (ix < 0 || ix >= W)                                                   \
+                        continue;                                                            \
+                    T v = xr[ix];                                                            \
+                    const T *wk = wr + kx * OPB;                                             \
+                    for (Py_ssize_t o = 0; o < OPB; o++)                                     \
+                        acc[o] += v * wk[o];                                                 \
+                }                                                                            \
+            }                                                                                \
+        for (Py_ssize_t o = 0; o < O; o++)                                                   \
+            dst[o * d[13] * d[14]] = acc[o];                                                 \
+    }
+/* Four horizontally adjacent positions whose taps all lie inside the row: four independent
+ * accumulator sets, so the multiply-add chains overlap (one position's chain is latency-bound). */
+#define CONV_POS4(T, NAME, OPB)                                                              \
+    static void NAME(const T *x, const T *wT, const T *bias, T *dst, const Py_ssize_t *d,    \
+                     Py_ssize_t n, Py_ssize_t oy, Py_ssize_t ox)                             \
+    {                                                                                        \
+        Py_ssize_t C = d[1], H = d[2], W = d[3], O = d[4], kh = d[5], kw = d[6];             \
+        Py_ssize_t sw = d[8], dw = d[12];                                                    \
+        T a0[OPB], a1[OPB], a2[OPB], a3[OPB];                                                \
+        for (Py_ssize_t o = 0; o < OPB; o++)                                                 \
+            a0[o] = a1[o] = a2[o] = a3[o] = bias[o];                                         \
+        Py_ssize_t iy0 = oy * d[7] - d[9], ix0 = ox * sw - d[10];                            \
+        for (Py_ssize_t c = 0; c < C; c++)                                                   \
+            for (Py_ssize_t ky = 0; ky < kh; ky++) {                                         \
+                Py_ssize_t iy = iy0 + ky * d[11];                                            \
+                if (iy < 0 || iy >= H)                                                       \
+                    continue;                                                                \
+                const T *xr = x + ((n * C + c) * H + iy) * W + ix0;                          \
+                const T *wr = wT + (c * kh + ky) * kw * OPB;                                 \
+                for (Py_ssize_t kx = 0; kx < kw; kx++) {                                     \
+                    const T *xk = xr + kx * dw, *wk = wr + kx * OPB;                         \
+                    T v0 = xk[0], v1 = xk[sw], v2 = xk[2 * sw], v3 = xk[3 * sw];             \
+                    for (Py_ssize_t o = 0; o < OPB; o++) {                                   \
+                        a0[o] += v0 * wk[o];                                                 \
+                        a1[o] += v1 * wk[o];                                                 \
+                        a2[o] += v2 * wk[o];                                                 \
+                        a3[o] += v3 * wk[o];                                                 \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        Py_ssize_t plane = d[13] * d[14];                                                    \
+        for (Py_ssize_t o = 0; o < O; o++) {                                                 \
+            dst[o * plane] = a0[o];                                                          \
+            dst[o * plane + 1] = a1[o];                                                      \
+            dst[o * plane + 2] = a2[o];                                                      \
+            dst[o * plane + 3] = a3[o];                                                      \
+        }                                                                                    \
+    }
+#define CONV_KERNEL(T, SUF)                                                                  \
+    CONV_POS4(T, conv_four8_##SUF, 8)                                                        \
+    CONV_POS4(T, conv_four16_##SUF, 16)                                                      \
+    CONV_POS(T, conv_pos8_##SUF, 8, 8)                                                       \
+    CONV_POS(T, conv_pos16_##SUF, 16, 16)                                                    \
+    CONV_POS(T, conv_pos24_##SUF, 24, 24)                                                    \
+    CONV_POS(T, conv_pos32_##SUF, 32, 32)                                                    \
+    CONV_POS(T, conv_posn_##SUF, CONV_MAXO, Op)                                              \
+    static int conv2d_small_##SUF(const T *x, const T *w, const T *b, T *out,                \
+                                  const Py_ssize_t *d)                                       \
+    {                                                                                        \
+        Py_ssize_t N = d[0], C = d[1], O = d[4], kh = d[5], kw = d[6], Ho = d[13];          \
+        Py_ssize_t Wo = d[14], K = C * kh * kw, Op = (O + 7) / 8 * 8;                       \
+        T *wT = calloc((size_t)(K * Op + Op), sizeof(T)); /* (K, Op) then the bias */       \
+        if (!wT)                                                                             \
+            return 0;                                                                        \
+        for (Py_ssize_t o = 0; o < O; o++)                                                   \
+            for (Py_ssize_t k = 0; k < K; k++)                                               \
+                wT[k * Op + o] = w[o * K + k];                                               \
+        T *bias = wT + K * Op;                                                               \
+        if (b)                                                                               \
+            for (Py_ssize_t o = 0; o < O; o++)                                               \
+                bias[o] = b[o];                                                              \
+        for (Py_ssize_t n = 0; n < N; n++)                                                   \
+            for (Py_ssize_t oy = 0; oy < Ho; oy++)                                           \
+                for (Py_ssize_t ox = 0; ox < Wo; ox++) {                                     \
+                    T *dst = out + (n * O * Ho + oy) * Wo + ox;                              \
+                    Py_ssize_t lo = ox * d[8] - d[10];                                       \
+                    if (Op <= 16 && ox + 3 < Wo && lo >= 0 &&                                \
+                        lo + 3 * d[8] + (kw - 1) * d[12] < d[3]) { /* 4 inside positions */ \
+                        if (Op == 8)                                                         \
+                            conv_four8_##SUF(x, wT, bias, dst, d, n, oy, ox);                \
+                        else                                                                 \
+                            conv_four16_##SUF(x, wT, bias, dst, d, n, oy, ox);               \
+                        ox += 3;                                                             \
+                    } else if (Op == 8)                                                      \
+                        conv_pos8_##SUF(x, wT, bias, dst, d, n, oy, ox, Op);                 \
+                    else if (Op == 16)                                                       \
+                        conv_pos16_##SUF(x, wT, bias, dst, d, n, oy, ox, Op);                \
+                    else if (Op == 24)                                                       \
+                        conv_pos24_##SUF(x, wT, bias, dst, d, n, oy, ox, Op);                \
+                    else if (Op == 32)                                                       \
+                        conv_pos32_##SUF(x, wT, bias, dst, d, n, oy, ox, Op);                \
+                    else                                                                     \
+                        conv_posn_##SUF(x, wT, bias, dst, d, n, oy, ox, Op);                 \
+                }                                                                            \
+        free(wT);                                                                            \
+        return 1;                                                                            \
+    }
+
+CONV_KERNEL(float, f)
+CONV_KERNEL(double, d)
+
+static PyObject *py_conv2d_small(PyObject *self, PyObject *args)
+{
+    PyObject *o[4], *dims;
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &dims))
+        return NULL;
+    Py_ssize_t d[15];
+    int nd = 0;
+    PyObject *fast = PySequence_Fast(dims, "_native: dims must be a sequence");
+    if (!fast)
+        return NULL;
+    nd = (int)PySequence_Fast_GET_SIZE(fast);
+    for (int i = 0; i < nd && i < 15; i++)
+        d[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+    Py_DECREF(fast);
+    if (PyErr_Occurred())
+        return NULL;
+    if (nd != 15) {
+        PyErr_SetString(PyExc_ValueError, "_native: conv2d_small takes 15 sizes");
+        return NULL;
+    }
+    for (int i = 0; i < 15; i++)
+        if (d[i] < (i == 9 || i == 10 ? 0 : 1)) {
+            PyErr_SetString(PyExc_ValueError, "_native: bad convolution sizes");
+            return NULL;
+        }
+    if (d[4] > CONV_MAXO) {
+        PyErr_Format(PyExc_ValueError, "_native: at most %d output channels", CONV_MAXO);
+        return NULL;
+    }
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"x", "weight", "bias", "out"};
+    Py_ssize_t counts[] = {d[0] * d[1] * d[2] * d[3], d[4] * d[1] * d[5] * d[6], d[4],
+                           d[0] * d[4] * d[13] * d[14]};
+    void *p[4];
+    if (get_all(&h, o, names, "rrRw", counts, 4, k, p) < 0)
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = k == 'f' ? conv2d_small_f(p[0], p[1], p[2], p[3], d)
+                  : conv2d_small_d(p[0], p[1], p[2], p[3], d);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
      "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
@@ -1199,6 +1380,8 @@ static PyMethodDef methods[] = {
      "maxpool_bwd(g, argmax, gx, P, H, W, kh, kw, Ho, Wo): g placed at each argmax."},
     {"index_add_rows", py_index_add_rows, METH_VARARGS,
      "index_add_rows(out, idx, g, R, n, F): out[idx[i]] += g[i] in order."},
+    {"conv2d_small", py_conv2d_small, METH_VARARGS,
+     "conv2d_small(x, w, b, out, dims): direct 2-D convolution for small problems."},
     {NULL, NULL, 0, NULL},
 };
 

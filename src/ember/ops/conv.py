@@ -337,6 +337,10 @@ class ConvNd(Primitive):
     def forward(ctx, x, w, b=None, *, stride, pads, dilation, groups, out_size=None):
         nd = x.ndim - 2
         ksize = w.shape[2:]
+        if ctx is NULL_CTX and groups == 1 and nd <= 2:
+            out = _small_direct(x, w, b, stride, pads, dilation, out_size)
+            if out is not None:
+                return out
         if groups == 1:
             p = _plan(x.shape, ksize, stride, pads, dilation, out_size)
             cols = _wide_cols(x, p)
@@ -397,6 +401,37 @@ class ConvNd(Primitive):
         if ctx.has_bias and need[2]:
             gb = _sum_bias(g)
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
+
+
+_DIRECT_MAX_MACS = 1 << 21  # above this the unfold + GEMM path is faster (measured)
+
+
+def _small_direct(x, w, b, stride, pads, dilation, out_size):
+    """A small no-grad convolution (a batch-1 inference) by the compiled direct kernel, which
+    skips the unfold, GEMM and transpose calls whose fixed costs dominate there; else None."""
+    k = native.kernel("conv2d_small")
+    if (k is None or x.dtype not in _FLOATS or w.dtype != x.dtype or w.shape[0] > 512
+            or (b is not None and b.dtype != x.dtype) or not x.flags.c_contiguous
+            or not w.flags.c_contiguous):
+        return None
+    if out_size is None:
+        out_size = conv_out_size(x.shape[2:], w.shape[2:], stride, pads, dilation)
+    if min(out_size) < 1 or x.size == 0:
+        return None
+    n, o = x.shape[0], w.shape[0]
+    if n * math.prod(out_size) * w[0].size * o > _DIRECT_MAX_MACS:
+        return None
+    if x.ndim == 4 and w[0].size < 64:  # few taps per output (LeNet's first layer): GEMM wins
+        return None
+    if x.ndim == 3:  # 1-D as 2-D with one row
+        dims = (n, x.shape[1], 1, x.shape[2], o, 1, w.shape[2], 1, stride[0], 0, pads[0][0],
+                1, dilation[0], 1, out_size[0])
+    else:
+        dims = (n, x.shape[1]) + x.shape[2:] + (o,) + w.shape[2:] + tuple(stride) + (
+            pads[0][0], pads[1][0]) + tuple(dilation) + tuple(out_size)
+    out = np.empty((n, o) + tuple(out_size), x.dtype)
+    k(x, w, None if b is None else np.ascontiguousarray(b), out, dims)
+    return out
 
 
 def _transpose_ref(g, w, groups, stride, pads, dilation, in_size):
