@@ -440,3 +440,39 @@ def test_small_direct_conv_matches_gemm_path(dtype, case, bias):
                 return [conv(x).numpy()]
 
         _close(_on_and_off(run), dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("forward_on", [True, False])
+def test_conv_switching_kernels_between_forward_and_backward(forward_on):
+    # the compiled path unfolds on an exact grid, the NumPy path on a wider one: a graph made
+    # under one and differentiated under the other keeps its own columns' geometry
+    r = np.random.default_rng(8)
+    x0 = r.standard_normal((2, 3, 9, 9))
+    w0 = r.standard_normal((4, 3, 3, 3))
+
+    def grads(switch):
+        x = ember.tensor(x0.copy(), requires_grad=True)
+        w = ember.tensor(w0.copy(), requires_grad=True)
+        native.set_enabled(forward_on)
+        try:
+            y = ember.nn.functional.conv2d(x, w, padding=1)
+            if switch:
+                native.set_enabled(not forward_on)
+            (gx, gw) = ember.autograd.grad((y * y).sum(), (x, w), create_graph=True)
+            (ggx,) = ember.autograd.grad(gw.sum(), x)  # double backward re-uses the columns
+        finally:
+            native.set_enabled(True)
+        return [gx.detach().numpy(), gw.detach().numpy(), ggx.numpy()]
+
+    _close([grads(True), grads(False)], np.float64)
+
+
+@needs_native
+def test_gather_kernel_checks_bounds():
+    src = np.arange(10, dtype=np.float32)
+    dst = np.empty(6, np.float32)
+    native._lib.gather(dst, src, (2, 3), (4, 1), 1)
+    np.testing.assert_array_equal(dst, [1, 2, 3, 5, 6, 7])
+    with pytest.raises(IndexError, match=r"gather reaches \[3, 10\] outside src of 10 items"):
+        native._lib.gather(dst, src, (2, 3), (5, 1), 3)

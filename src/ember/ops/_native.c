@@ -895,6 +895,38 @@ static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
 SCATTER_KERNEL(float, f)
 SCATTER_KERNEL(double, d)
 
+/* Its forward twin, the unfold: dst[flat idx] = src[off + sum_i idx_i strides_i] (dst
+ * contiguous), for im2col's copy of an image into convolution columns. */
+#define GATHER_KERNEL(T, SUF)                                                                \
+    static void gather_##SUF(T *dst, const T *src, int nd, const Py_ssize_t *shape,          \
+                             const Py_ssize_t *st)                                           \
+    {                                                                                        \
+        Py_ssize_t idx[MAXDIM] = {0}, inner = shape[nd - 1], s = st[nd - 1], outer = 1;      \
+        for (int i = 0; i < nd - 1; i++)                                                     \
+            outer *= shape[i];                                                               \
+        Py_ssize_t base = 0;                                                                 \
+        for (Py_ssize_t o = 0; o < outer; o++) {                                             \
+            const T *sp = src + base;                                                        \
+            if (s == 1)                                                                      \
+                for (Py_ssize_t j = 0; j < inner; j++)                                       \
+                    dst[j] = sp[j];                                                          \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < inner; j++)                                       \
+                    dst[j] = sp[j * s];                                                      \
+            dst += inner;                                                                    \
+            for (int i = nd - 2; i >= 0; i--) {                                              \
+                base += st[i];                                                               \
+                if (++idx[i] < shape[i])                                                     \
+                    break;                                                                   \
+                base -= st[i] * shape[i];                                                    \
+                idx[i] = 0;                                                                  \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+GATHER_KERNEL(float, f)
+GATHER_KERNEL(double, d)
+
 static int read_dims(PyObject *seq, const char *what, Py_ssize_t *out, int *nd)
 {
     PyObject *fast = PySequence_Fast(seq, "_native: expected a sequence of ints");
@@ -919,7 +951,7 @@ static int read_dims(PyObject *seq, const char *what, Py_ssize_t *out, int *nd)
     return 0;
 }
 
-static PyObject *py_scatter_add(PyObject *self, PyObject *args)
+static PyObject *strided(PyObject *args, int gather)
 {
     PyObject *o[2], *shp, *strd;
     Py_ssize_t off;
@@ -929,8 +961,9 @@ static PyObject *py_scatter_add(PyObject *self, PyObject *args)
     int nd = 0;
     if (read_dims(shp, "shape", shape, &nd) < 0 || read_dims(strd, "strides", st, &nd) < 0)
         return NULL;
+    /* the strided side: dst of a scatter-add, src of a gather */
     char k = kind_of(o[0]);
-    Py_ssize_t n_dst = k ? count_of(o[0], k) : -1;
+    Py_ssize_t n_dst = k ? count_of(o[gather], k) : -1;
     if (n_dst < 0)
         return NULL;
     /* every index the grid can reach must lie inside dst */
@@ -947,19 +980,23 @@ static PyObject *py_scatter_add(PyObject *self, PyObject *args)
             lo += st[i] * (shape[i] - 1);
     }
     if (count && (lo < 0 || hi >= n_dst)) {
-        PyErr_Format(PyExc_IndexError, "_native: scatter_add reaches [%zd, %zd] outside dst of "
-                     "%zd items", lo, hi, n_dst);
+        PyErr_Format(PyExc_IndexError, "_native: %s reaches [%zd, %zd] outside %s of %zd items",
+                     gather ? "gather" : "scatter_add", lo, hi, gather ? "src" : "dst", n_dst);
         return NULL;
     }
     Held h = {.n = 0};
     static const char *const names[] = {"dst", "src"};
-    Py_ssize_t counts[] = {n_dst, count};
+    Py_ssize_t counts[] = {gather ? count : n_dst, gather ? n_dst : count};
     void *p[2];
     if (get_all(&h, o, names, "wr", counts, 2, k, p) < 0)
         return NULL;
     if (count) {
         Py_BEGIN_ALLOW_THREADS
-        if (k == 'f')
+        if (gather && k == 'f')
+            gather_f(p[0], (const float *)p[1] + off, nd, shape, st);
+        else if (gather)
+            gather_d(p[0], (const double *)p[1] + off, nd, shape, st);
+        else if (k == 'f')
             scatter_add_f((float *)p[0] + off, p[1], nd, shape, st);
         else
             scatter_add_d((double *)p[0] + off, p[1], nd, shape, st);
@@ -968,6 +1005,9 @@ static PyObject *py_scatter_add(PyObject *self, PyObject *args)
     release_all(&h);
     Py_RETURN_NONE;
 }
+
+static PyObject *py_scatter_add(PyObject *self, PyObject *args) { return strided(args, 0); }
+static PyObject *py_gather(PyObject *self, PyObject *args) { return strided(args, 1); }
 
 /* ------------------------------------------------------------------------ block max pool */
 /* Max over non-overlapping kh x kw windows (stride = kernel, no padding) of each plane of x
@@ -1382,6 +1422,8 @@ static PyMethodDef methods[] = {
      "index_add_rows(out, idx, g, R, n, F): out[idx[i]] += g[i] in order."},
     {"conv2d_small", py_conv2d_small, METH_VARARGS,
      "conv2d_small(x, w, b, out, dims): direct 2-D convolution for small problems."},
+    {"gather", py_gather, METH_VARARGS,
+     "gather(dst, src, shape, strides, offset): dst = src[strided grid] (im2col)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,7 +33,8 @@ except ImportError:  # pragma: no cover - depends on the install
 KERNELS = ("lstm_fwd", "lstm_bwd", "adam", "sgd", "xent_fwd", "xent_bwd", "softmax_rows",
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
            "scatter_add", "maxpool_fwd", "maxpool_bwd",
-           "index_add_rows", "conv2d_small")
+           "index_add_rows", "conv2d_small",
+           "gather")
 
 _on = _lib is not None and os.environ.get("EMBER_NATIVE", "1") != "0"
 
