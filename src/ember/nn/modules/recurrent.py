@@ -194,7 +194,13 @@ class RNNBase(Module):
             for d in range(D):
                 k = layer * D + d
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(k)
-                xp = ops.linear(layer_in, w_ih, b_ih)
+                if b_ih is not None and b_hh is not None and self.mode != "GRU":
+                    # both biases enter the gates as one sum: added once per step inside the
+                    # recurrence instead of over the whole input projection (GRU's b_hn
+                    # sits inside its reset gate, so it keeps them apart)
+                    xp, b_hh = ops.linear(layer_in, w_ih), b_ih + b_hh
+                else:
+                    xp = ops.linear(layer_in, w_ih, b_ih)
                 args.append((xp, h0s[k] if h0s is not None else zeros_h, w_hh, b_hh,
                              (c0s[k] if c0s is not None else zeros_c) if is_lstm else None,
                              w_hr))
