@@ -40,7 +40,7 @@ extern double tanh(double);
 /* ------------------------------------------------------------------------ argument helpers */
 /* The buffers one call holds (on the caller's stack: calls run concurrently without the GIL). */
 typedef struct {
-    Py_buffer views[8];
+    Py_buffer views[10];
     int n;
 } Held;
 
@@ -115,6 +115,22 @@ static const int64_t *get_index(Held *h, PyObject *obj, const char *name, Py_ssi
         return NULL;
     }
     return v->buf;
+}
+
+/* get_index, then every index checked to lie in [0, limit) (an IndexError naming `name`). */
+static const int64_t *get_index_below(Held *h, PyObject *obj, const char *name, Py_ssize_t count,
+                                      Py_ssize_t limit)
+{
+    const int64_t *idx = get_index(h, obj, name, count);
+    if (!idx)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (idx[i] < 0 || idx[i] >= limit) {
+            PyErr_Format(PyExc_IndexError, "_native: %s %lld out of [0, %zd)", name,
+                         (long long)idx[i], limit);
+            return NULL;
+        }
+    return idx;
 }
 
 /* The number of items of a float array of kind `kind`. */
@@ -537,17 +553,11 @@ static PyObject *py_xent_fwd(PyObject *self, PyObject *args)
     void *p[3];
     if (get_all(&h, arrs, names, "rww", counts, 3, k, p) < 0)
         return NULL;
-    const int64_t *t = get_index(&h, o[1], "target", N);
+    const int64_t *t = get_index_below(&h, o[1], "target", N, C);
     if (!t) {
         release_all(&h);
         return NULL;
     }
-    for (Py_ssize_t r = 0; r < N; r++)
-        if (t[r] < 0 || t[r] >= C) {
-            release_all(&h);
-            return PyErr_Format(PyExc_IndexError, "_native: target %lld out of [0, %zd)",
-                                (long long)t[r], C);
-        }
     int ok;
     Py_BEGIN_ALLOW_THREADS
     ok = k == 'f' ? xent_fwd_f(p[0], t, p[1], p[2], N, C) : xent_fwd_d(p[0], t, p[1], p[2], N, C);
@@ -573,17 +583,11 @@ static PyObject *py_xent_bwd(PyObject *self, PyObject *args)
     void *p[2];
     if (get_all(&h, arrs, names, "rw", counts, 2, k, p) < 0)
         return NULL;
-    const int64_t *t = get_index(&h, o[1], "target", N);
+    const int64_t *t = get_index_below(&h, o[1], "target", N, C);
     if (!t) {
         release_all(&h);
         return NULL;
     }
-    for (Py_ssize_t r = 0; r < N; r++)
-        if (t[r] < 0 || t[r] >= C) {
-            release_all(&h);
-            return PyErr_Format(PyExc_IndexError, "_native: target %lld out of [0, %zd)",
-                                (long long)t[r], C);
-        }
     Py_BEGIN_ALLOW_THREADS
     if (k == 'f')
         xent_bwd_f(p[0], t, (float)c, p[1], N, C);
@@ -1190,17 +1194,11 @@ static PyObject *py_index_add_rows(PyObject *self, PyObject *args)
     void *p[2];
     if (get_all(&h, arrs, names, "wr", counts, 2, k, p) < 0)
         return NULL;
-    const int64_t *idx = get_index(&h, o[1], "index", n);
+    const int64_t *idx = get_index_below(&h, o[1], "index", n, R);
     if (!idx) {
         release_all(&h);
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (idx[i] < 0 || idx[i] >= R) {
-            release_all(&h);
-            return PyErr_Format(PyExc_IndexError, "_native: index %lld out of [0, %zd)",
-                                (long long)idx[i], R);
-        }
     Py_BEGIN_ALLOW_THREADS
     if (k == 'f')
         index_add_rows_f(p[0], idx, p[1], n, F);

@@ -512,6 +512,18 @@ def _column_sums(a: np.ndarray) -> np.ndarray:
     return a.sum(0)
 
 
+def _bptt_dm(s, dh, go, DH, w_hr, mm):
+    """Step ``s`` of an LSTM's backward through time: the output's gradient added to ``dh`` in
+    place; returns the gradient at the cell output (through the projection, recorded in
+    ``DH``, when there is one)."""
+    if go is not None:
+        dh += go[s]
+    if w_hr is None:
+        return dh
+    DH[s] = dh
+    return mm(dh, w_hr)
+
+
 def _lstm_bptt_numpy(a4, cs, tcs, dpre, dh, dc, go, W, w_hr, DH, T, scratch):
     """The LSTM's backward through time in NumPy (the reference for the ``lstm_bwd`` kernel):
     fills ``dpre`` (T, D, B, 4, H), updates ``dc`` in place and returns d h0 (as a view)."""
@@ -543,13 +555,7 @@ def _lstm_bptt_numpy(a4, cs, tcs, dpre, dh, dc, go, W, w_hr, DH, T, scratch):
         v(tmp, False)
     dcb = dcv[..., None, :]
     for s in range(T - 1, -1, -1):
-        if go is not None:
-            dhv += goV[s]
-        if w_hr is not None:
-            DHv[s] = dhv
-            dm = mm(dhv, w_hrv)
-        else:
-            dm = dhv
+        dm = _bptt_dm(s, dhv, goV, DHv, w_hrv, mm)
         np.multiply(dm, Kv[s], out=tmpv)
         dcv += tmpv
         p, a = dpv[s], Av[s]
@@ -593,13 +599,7 @@ def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, nee
                 v(w_hr, False), v(dc, False)
             av, cv, tv, dhv = v(acts), v(cs), v(tcs), v(dh, False)
             for s in range(T - 1, -1, -1):
-                if go is not None:
-                    dhv += goV[s]
-                if w_hr is not None:
-                    DHv[s] = dhv
-                    dm = mm(dhv, w_hrv)
-                else:
-                    dm = dhv
+                dm = _bptt_dm(s, dhv, goV, DHv, w_hrv, mm)
                 cell(dm, dcv, av[s], cv[s], tv[s], dpv[s], D * B, H)
                 dhv = mm(dGv[s], Wv)
         else:
