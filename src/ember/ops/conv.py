@@ -431,7 +431,7 @@ def _small_direct(x, w, b, stride, pads, dilation, out_size):
         return None
     if out_size is None:
         out_size = conv_out_size(x.shape[2:], w.shape[2:], stride, pads, dilation)
-    if min(out_size) < 1 or x.size == 0:
+    if min(out_size) < 1 or x.size == 0 or w.size == 0:
         return None
     n, o = x.shape[0], w.shape[0]
     if n * math.prod(out_size) * w[0].size * o > _DIRECT_MAX_MACS:

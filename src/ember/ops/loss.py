@@ -206,7 +206,7 @@ def _fused_rows(x, info: ClassTargets, name: str):
     """The compiled cross-entropy kernel ``name`` when it applies: (N, C) float rows, plain
     class targets (no class weights, ignored entries or label smoothing); else None."""
     k = native.kernel(name)
-    if (k is None or info.rows is None or info.wt is not None or info.eps
+    if (k is None or info.rows is None or info.wt is not None or info.eps or not x.shape[1]
             or x.dtype not in _FLOATS or not x.flags.c_contiguous
             or info.t.dtype != np.int64 or not info.t.flags.c_contiguous):
         return None
