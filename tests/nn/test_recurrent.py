@@ -576,5 +576,13 @@ def test_no_grad_inference_path_matches(mode, proj, bidirectional):
     with ember.no_grad():
         without = m(x)
     flat = lambda r: [r[0]] + (list(r[1]) if isinstance(r[1], tuple) else [r[1]])  # noqa: E731
+    from ember.ops import native
+
+    # a small batch of an LSTM without projection runs the compiled whole-sequence kernel,
+    # whose dot products round differently from BLAS's: equal to the last bits
+    seq = mode == "LSTM" and not proj and native.kernel("lstm_seq") is not None
     for a, b in zip(flat(with_graph), flat(without)):
-        np.testing.assert_array_equal(a.detach().numpy(), b.numpy())
+        if seq:
+            np.testing.assert_allclose(a.detach().numpy(), b.numpy(), rtol=1e-13, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(a.detach().numpy(), b.numpy())

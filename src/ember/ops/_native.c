@@ -1390,6 +1390,101 @@ static PyObject *py_conv2d_small(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* --------------------------------------------------------------- LSTM, small-batch inference */
+/* A whole sequence of one LSTM direction without a graph, for small batches, where a BLAS call
+ * per step costs more than the product: h W_hh^T as dot products (W_hh row-major, so each gate
+ * reads one contiguous row), then the cell as in lstm_fwd. X (T, B, 4H): input projections in
+ * PyTorch's gate order i, f, g, o; hs (T + 1, B, H) holds h0 in hs[0] and receives every step's
+ * output in processing order; c (B, H) is updated in place; g is scratch of 4H. */
+#define LSTM_SEQ_KERNEL(T, SUF, EXP, TANH)                                                   \
+    static void lstm_seq_##SUF(const T *X, const T *w, const T *b, T *hs, T *c, T *g,        \
+                               Py_ssize_t steps, Py_ssize_t B, Py_ssize_t H, int reverse)    \
+    {                                                                                        \
+        for (Py_ssize_t s = 0; s < steps; s++) {                                             \
+            Py_ssize_t t = reverse ? steps - 1 - s : s;                                      \
+            for (Py_ssize_t r = 0; r < B; r++) {                                             \
+                const T *h = hs + (s * B + r) * H, *xr = X + (t * B + r) * 4 * H;            \
+                /* eight rows at a time: eight independent sums in flight (an add's       \
+                 * latency, not the loads, limits one sum); the rest one row at a time */    \
+                Py_ssize_t q = 0;                                                            \
+                for (; q + 8 <= 4 * H; q += 8) {                                             \
+                    const T *w0 = w + q * H, *w1 = w0 + H, *w2 = w1 + H, *w3 = w2 + H;       \
+                    const T *w4 = w3 + H, *w5 = w4 + H, *w6 = w5 + H, *w7 = w6 + H;          \
+                    T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;        \
+                    _Pragma("omp simd reduction(+:a0, a1, a2, a3, a4, a5, a6, a7)")          \
+                    for (Py_ssize_t j = 0; j < H; j++) {                                     \
+                        T hj = h[j];                                                         \
+                        a0 += w0[j] * hj;                                                    \
+                        a1 += w1[j] * hj;                                                    \
+                        a2 += w2[j] * hj;                                                    \
+                        a3 += w3[j] * hj;                                                    \
+                        a4 += w4[j] * hj;                                                    \
+                        a5 += w5[j] * hj;                                                    \
+                        a6 += w6[j] * hj;                                                    \
+                        a7 += w7[j] * hj;                                                    \
+                    }                                                                        \
+                    T sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                            \
+                    for (int u = 0; u < 8; u++)                                              \
+                        g[q + u] = sums[u] + xr[q + u] + (b ? b[q + u] : (T)0);              \
+                }                                                                            \
+                for (; q < 4 * H; q++) {                                                     \
+                    T acc = 0;                                                               \
+                    _Pragma("omp simd reduction(+:acc)")                                     \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        acc += w[q * H + j] * h[j];                                          \
+                    g[q] = acc + xr[q] + (b ? b[q] : (T)0);                                  \
+                }                                                                            \
+                T *cr = c + r * H, *hn = hs + ((s + 1) * B + r) * H;                         \
+                _Pragma("omp simd")                                                          \
+                for (Py_ssize_t j = 0; j < H; j++) {                                         \
+                    T i = (T)1 / ((T)1 + EXP(-g[j]));                                        \
+                    T f = (T)1 / ((T)1 + EXP(-g[H + j]));                                    \
+                    T gg = TANH(g[2 * H + j]);                                               \
+                    T o = (T)1 / ((T)1 + EXP(-g[3 * H + j]));                                \
+                    T cv = f * cr[j] + i * gg;                                               \
+                    cr[j] = cv;                                                              \
+                    hn[j] = o * TANH(cv);                                                    \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+LSTM_SEQ_KERNEL(float, f, expf, tanhf)
+LSTM_SEQ_KERNEL(double, d, exp, tanh)
+
+static PyObject *py_lstm_seq(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_ssize_t steps, B, H;
+    int reverse;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &steps, &B, &H,
+                          &reverse))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"x", "w_hh", "bias", "hs", "c"};
+    Py_ssize_t counts[] = {steps * B * 4 * H, 4 * H * H, 4 * H, (steps + 1) * B * H, B * H};
+    void *p[5];
+    if (get_all(&h, o, names, "rrRww", counts, 5, k, p) < 0)
+        return NULL;
+    void *g = malloc((size_t)(4 * H) * (k == 'f' ? 4 : 8));
+    if (!g) {
+        release_all(&h);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        lstm_seq_f(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
+    else
+        lstm_seq_d(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
+    Py_END_ALLOW_THREADS
+    free(g);
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
      "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
@@ -1422,6 +1517,8 @@ static PyMethodDef methods[] = {
      "conv2d_small(x, w, b, out, dims): direct 2-D convolution for small problems."},
     {"gather", py_gather, METH_VARARGS,
      "gather(dst, src, shape, strides, offset): dst = src[strided grid] (im2col)."},
+    {"lstm_seq", py_lstm_seq, METH_VARARGS,
+     "lstm_seq(x, w_hh, b, hs, c, T, B, H, reverse): a small-batch LSTM sequence, no graph."},
     {NULL, NULL, 0, NULL},
 };
 

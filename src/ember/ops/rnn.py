@@ -464,6 +464,9 @@ def _outputs(hs, c_last, T, reverses, cache):
     return outs, h_ns, c_ns, cache
 
 
+_SEQ_MAX_BATCH = 4  # above this a BLAS product per step beats the kernel's dot products
+
+
 def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     """:func:`_dense_forward` of an LSTM on the compiled cell (``lstm_fwd``), which reads the
     input projection and weights in PyTorch's gate layout as they are (the NumPy path first
@@ -473,6 +476,19 @@ def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     dt = xps[0].dtype
     H = xps[0].shape[1] // 4
     hs = _lent((T + 1, D, B, Hout), dt)
+    seq = native.kernel("lstm_seq")
+    if seq is not None and not keep and w_hrs[0] is None and B <= _SEQ_MAX_BATCH:
+        # small-batch inference: the whole sequence in one compiled call per direction
+        c_last = np.empty((D, B, H), dt)
+        for d in range(D):
+            hd = np.empty((T + 1, B, Hout), dt)
+            hd[0] = h0s[d]
+            c_last[d] = c0s[d]
+            seq(np.ascontiguousarray(xps[d]), np.ascontiguousarray(ws[d], dtype=dt),
+                None if bs[d] is None else np.ascontiguousarray(bs[d], dtype=dt), hd,
+                c_last[d], T, B, H, reverses[d])
+            hs[:, d] = hd
+        return _outputs(hs, c_last, T, reverses, None)
     hs[0] = _stack(h0s, dt)
     w_hrT = [w.T for w in w_hrs] if w_hrs[0] is not None else None
     WT = [w.T for w in ws]  # (Hout, 4H) views: BLAS reads them transposed
