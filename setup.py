@@ -1,4 +1,5 @@
-"""Builds ember's optional compiled kernels, ``ember.ops._native`` (see src/ember/ops/native.py).
+"""Builds ember's optional compiled kernels, ``ember.ops._native`` (see src/ember/ops/native.py)
+from the C sources in src/ember/ops/csrc/.
 
 Everything else about the package is in pyproject.toml. The extension is optional: without a C
 compiler (or with one that rejects these flags) the build skips it and ember runs its plain
@@ -6,6 +7,7 @@ NumPy kernels. It is compiled for the machine that builds it (``-march=native``)
 machine that runs it for a source install; set ``EMBER_NATIVE_CFLAGS`` to replace the flags.
 """
 
+import glob
 import os
 import shlex
 
@@ -18,5 +20,6 @@ if os.environ.get("EMBER_NATIVE_CFLAGS"):
     CFLAGS = shlex.split(os.environ["EMBER_NATIVE_CFLAGS"])
 
 setup(ext_modules=[Extension(
-    "ember.ops._native", sources=["src/ember/ops/_native.c"], extra_compile_args=CFLAGS,
+    "ember.ops._native", sources=sorted(glob.glob("src/ember/ops/csrc/*.c")),
+    depends=["src/ember/ops/csrc/native.h"], extra_compile_args=CFLAGS,
     extra_link_args=["-lm"], optional=True)])

@@ -1,7 +1,7 @@
-"""The optional compiled kernels: ``ember.ops._native``, built from ``_native.c`` at install.
+"""The optional compiled kernels: ``ember.ops._native``, built from ``csrc/*.c`` at install.
 
 ember's ops are NumPy code. A few hot spots do a dozen NumPy passes over memory where one
-would do (an LSTM cell step, an Adam update): for those, ``_native.c`` holds a fused C kernel,
+would do (an LSTM cell step, an Adam update): for those, ``csrc/`` holds a fused C kernel,
 vectorized by the compiler. The op that owns the math calls
 ``kernel("name")`` and, when that returns ``None``, runs its NumPy path, which stays the
 reference: every kernel is tested against it and against PyTorch.
@@ -29,7 +29,7 @@ try:  # built by setup.py when a C compiler was found at install time
 except ImportError:  # pragma: no cover - depends on the install
     _lib = None
 
-# the kernels _native.c defines (the op that calls each is named in its comment there)
+# the kernels csrc/ defines (module.c lists them; each family's file names the op that calls it)
 KERNELS = ("lstm_fwd", "lstm_bwd", "adam", "sgd", "xent_fwd", "xent_bwd", "softmax_rows",
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
            "scatter_add", "maxpool_fwd", "maxpool_bwd",

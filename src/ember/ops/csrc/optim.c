@@ -1,0 +1,161 @@
+/* Optimizer updates (used by ember.ops.optim_kernels). */
+#include "native.h"
+
+/* ------------------------------------------------------------------------------ optimizers */
+/* The scalars arrive precomputed in double by the Python caller and are rounded to T here, as
+ * NumPy rounds a Python float meeting a float32 array; the operations follow the order of the
+ * NumPy path in optim_kernels.py, which follows PyTorch's single-tensor implementation. */
+
+/* The optimizers work through the parameter in blocks small enough to stay in L1 cache, with
+ * each option's branch taken once per block, so that every inner loop is a plain vectorizable
+ * pass. First the effective gradient of a block: g = (maximize ? -grad : grad) + wd p, in the
+ * NumPy path's order (wd p first). */
+#define BLOCK 512
+#define EFFECTIVE_GRAD(T)                                                                    \
+    if (wd != 0 && maximize)                                                                 \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            g[j] = pp[j] * (T)wd - gr[j];                                                    \
+    else if (wd != 0)                                                                        \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            g[j] = pp[j] * (T)wd + gr[j];                                                    \
+    else if (maximize)                                                                       \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            g[j] = -gr[j];                                                                   \
+    else                                                                                     \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            g[j] = gr[j];
+
+#define BLOCKS(T)                                                                            \
+    T g[BLOCK];                                                                              \
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += BLOCK) {                                           \
+        Py_ssize_t nb = n - i0 < BLOCK ? n - i0 : BLOCK;                                     \
+        T *pp = p + i0;                                                                      \
+        const T *gr = grad + i0;
+
+#define OPT_KERNELS(T, SUF, SQRT)                                                                  \
+    static void adam_##SUF(T *p, const T *grad, T *m, T *v, T *vmax, Py_ssize_t n,           \
+                           double decay, double wd, int maximize, double w1, double w1c,     \
+                           double beta2, double beta2c, double bc2_sqrt, double eps,         \
+                           double neg_step)                                                  \
+    {                                                                                        \
+        const T tw1 = (T)w1, tw1c = (T)w1c, tb2 = (T)beta2, tb2c = (T)beta2c;                \
+        const T tbc = (T)bc2_sqrt, teps = (T)eps, tstep = (T)neg_step, tdecay = (T)decay;   \
+        BLOCKS(T)                                                                            \
+        T *mm = m + i0, *vv = v + i0, *vm = vmax ? vmax + i0 : NULL;                         \
+        if (decay != 1)                                                                      \
+            for (Py_ssize_t j = 0; j < nb; j++)                                              \
+                pp[j] = pp[j] * tdecay;                                                      \
+        EFFECTIVE_GRAD(T)                                                                    \
+        if (w1 < 0.5) /* lerp(m, g, w1), in PyTorch's two forms */                           \
+            for (Py_ssize_t j = 0; j < nb; j++)                                              \
+                mm[j] = mm[j] + (g[j] - mm[j]) * tw1;                                        \
+        else                                                                                 \
+            for (Py_ssize_t j = 0; j < nb; j++)                                              \
+                mm[j] = g[j] - (g[j] - mm[j]) * tw1c;                                        \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            vv[j] = vv[j] * tb2 + g[j] * g[j] * tb2c;                                        \
+        if (vm) {                                                                            \
+            for (Py_ssize_t j = 0; j < nb; j++)                                              \
+                vm[j] = vm[j] > vv[j] ? vm[j] : vv[j];                                       \
+            vv = vm;                                                                         \
+        }                                                                                    \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            pp[j] = pp[j] + mm[j] / (SQRT(vv[j]) / tbc + teps) * tstep;                      \
+        }                                                                                    \
+    }                                                                                        \
+    static void sgd_##SUF(T *p, const T *grad, T *buf, Py_ssize_t n, double lr, double wd,   \
+                          int maximize, double momentum, double damp_c, int nesterov,        \
+                          int first)                                                         \
+    {                                                                                        \
+        const T tlr = (T)lr, tmom = (T)momentum, tdamp = (T)damp_c;                          \
+        BLOCKS(T)                                                                            \
+        EFFECTIVE_GRAD(T)                                                                    \
+        if (buf) {                                                                           \
+            T *b = buf + i0;                                                                 \
+            if (first)                                                                       \
+                for (Py_ssize_t j = 0; j < nb; j++)                                          \
+                    b[j] = g[j];                                                             \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < nb; j++)                                          \
+                    b[j] = b[j] * tmom + g[j] * tdamp;                                       \
+            if (nesterov)                                                                    \
+                for (Py_ssize_t j = 0; j < nb; j++)                                          \
+                    g[j] = b[j] * tmom + g[j];                                               \
+            else                                                                             \
+                for (Py_ssize_t j = 0; j < nb; j++)                                          \
+                    g[j] = b[j];                                                             \
+        }                                                                                    \
+        for (Py_ssize_t j = 0; j < nb; j++)                                                  \
+            pp[j] = pp[j] - g[j] * tlr;                                                      \
+        }                                                                                    \
+    }
+
+OPT_KERNELS(float, f, sqrtf)
+OPT_KERNELS(double, d, sqrt)
+
+PyObject *py_adam(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    double decay, wd, w1, w1c, beta2, beta2c, bc2_sqrt, eps, neg_step;
+    int maximize;
+    if (!PyArg_ParseTuple(args, "OOOOOddpddddddd", &o[0], &o[1], &o[2], &o[3], &o[4], &decay,
+                          &wd, &maximize, &w1, &w1c, &beta2, &beta2c, &bc2_sqrt, &eps,
+                          &neg_step))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    Py_ssize_t n = count_of(o[0], k);
+    if (n < 0)
+        return NULL;
+    static const char *names[] = {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    void *p[5] = {NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 5; i++)
+        if (o[i] != Py_None && !(p[i] = get(&h, o[i], names[i], i != 1, k, n))) {
+            release_all(&h);
+            return NULL;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        adam_f(p[0], p[1], p[2], p[3], p[4], n, decay, wd, maximize, w1, w1c, beta2, beta2c,
+               bc2_sqrt, eps, neg_step);
+    else
+        adam_d(p[0], p[1], p[2], p[3], p[4], n, decay, wd, maximize, w1, w1c, beta2, beta2c,
+               bc2_sqrt, eps, neg_step);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+PyObject *py_sgd(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    double lr, wd, momentum, damp_c;
+    int maximize, nesterov, first;
+    if (!PyArg_ParseTuple(args, "OOOddpddpp", &o[0], &o[1], &o[2], &lr, &wd, &maximize,
+                          &momentum, &damp_c, &nesterov, &first))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    Py_ssize_t n = count_of(o[0], k);
+    if (n < 0)
+        return NULL;
+    static const char *names[] = {"param", "grad", "momentum_buffer"};
+    void *p[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++)
+        if (o[i] != Py_None && !(p[i] = get(&h, o[i], names[i], i != 1, k, n))) {
+            release_all(&h);
+            return NULL;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        sgd_f(p[0], p[1], p[2], n, lr, wd, maximize, momentum, damp_c, nesterov, first);
+    else
+        sgd_d(p[0], p[1], p[2], n, lr, wd, maximize, momentum, damp_c, nesterov, first);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,222 @@
+/* Recurrent kernels: the LSTM cell (a step, forward and backward) and a whole small-batch
+ * LSTM sequence without a graph (used by ember.ops.rnn). */
+#include "native.h"
+
+/* ------------------------------------------------------------------------------ LSTM cell */
+/* One time step for `rows` rows (batch) of hidden size H. mm = h W_hh^T and x (the input
+ * projection, b_ih included) are in PyTorch's gate order i, f, g, o, b = b_hh (or NULL);
+ * the activations are saved in the order i, f, o, g (the sigmoid gates side by side):
+ *   forward:  v = mm + x + b;  i, f, o = 1/(1+exp(-v));  g = tanh(v);
+ *             c' = f c + i g,  t = tanh(c'),  out = o t
+ *   backward: d = dc + dm o (1 - t^2);  dpre (public order i, f, g, o) =
+ *             [d i(1-i) g, d f(1-f) c, d (1-g^2) i, dm o(1-o) t];  dc <- d f
+ * c and c' may be the same array (inference updates c in place). */
+#define LSTM_KERNELS(T, SUF, EXP, TANH)                                                      \
+    static void lstm_fwd_##SUF(const T *mm, const T *x, const T *b, const T *c, T *acts,     \
+                               T *cn, T *tc, T *out, Py_ssize_t rows, Py_ssize_t H)          \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+            const T *m = mm + r * 4 * H, *xr = x + r * 4 * H, *cr = c + r * H;               \
+            T *a = acts + r * 4 * H, *cnr = cn + r * H, *tr = tc + r * H, *o = out + r * H; \
+            /* pre-activations into a, in the saved order i, f, o, g */                      \
+            static const int src[4] = {0, 1, 3, 2};                                          \
+            for (int q = 0; q < 4; q++) {                                                    \
+                const T *mq = m + src[q] * H, *xq = xr + src[q] * H;                         \
+                T *aq = a + q * H;                                                           \
+                if (b)                                                                       \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        aq[j] = mq[j] + xq[j] + b[src[q] * H + j];                           \
+                else                                                                         \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        aq[j] = mq[j] + xq[j];                                               \
+            }                                                                                \
+            _Pragma("omp simd")                                                              \
+            for (Py_ssize_t j = 0; j < 3 * H; j++)                                           \
+                a[j] = (T)1 / ((T)1 + EXP(-a[j]));                                           \
+            _Pragma("omp simd")                                                              \
+            for (Py_ssize_t j = 0; j < H; j++) {                                             \
+                T g = TANH(a[3 * H + j]);                                                    \
+                a[3 * H + j] = g;                                                            \
+                T cv = a[H + j] * cr[j] + a[j] * g;                                          \
+                cnr[j] = cv;                                                                 \
+                T t = TANH(cv);                                                              \
+                tr[j] = t;                                                                   \
+                o[j] = a[2 * H + j] * t;                                                     \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void lstm_bwd_##SUF(const T *dm, T *dc, const T *acts, const T *c, const T *tc,   \
+                               T *dpre, Py_ssize_t rows, Py_ssize_t H)                       \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+            const T *a = acts + r * 4 * H, *cr = c + r * H, *tr = tc + r * H;               \
+            const T *dmr = dm + r * H;                                                       \
+            T *dcr = dc + r * H, *p = dpre + r * 4 * H;                                      \
+            _Pragma("omp simd")                                                              \
+            for (Py_ssize_t j = 0; j < H; j++) {                                             \
+                T i = a[j], f = a[H + j], o = a[2 * H + j], g = a[3 * H + j], t = tr[j];     \
+                T d = dcr[j] + dmr[j] * (((T)1 - t * t) * o);                                \
+                p[j] = d * (((T)1 - i) * i * g);                                             \
+                p[H + j] = d * (((T)1 - f) * f * cr[j]);                                     \
+                p[2 * H + j] = d * (((T)1 - g * g) * i);                                     \
+                p[3 * H + j] = dmr[j] * (((T)1 - o) * o * t);                                \
+                dcr[j] = d * f;                                                              \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+LSTM_KERNELS(float, f, expf, tanhf)
+LSTM_KERNELS(double, d, exp, tanh)
+
+PyObject *py_lstm_fwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[8];
+    Py_ssize_t rows, H;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &rows, &H))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"mm", "x", "bias", "c", "acts", "c_new", "tanh_c",
+                                        "out"};
+    Py_ssize_t counts[] = {rows * 4 * H, rows * 4 * H, 4 * H, rows * H, rows * 4 * H,
+                           rows * H, rows * H, rows * H};
+    void *p[8];
+    if (get_all(&h, o, names, "rrRrwwww", counts, 8, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        lstm_fwd_f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], rows, H);
+    else
+        lstm_fwd_d(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], rows, H);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+PyObject *py_lstm_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    Py_ssize_t rows, H;
+    if (!PyArg_ParseTuple(args, "OOOOOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &rows,
+                          &H))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *names[] = {"dm", "dc", "acts", "c", "tanh_c", "dpre"};
+    static const int writable[] = {0, 1, 0, 0, 0, 1};
+    void *p[6];
+    Py_ssize_t sizes[] = {H, H, 4 * H, H, H, 4 * H};
+    for (int i = 0; i < 6; i++)
+        if (!(p[i] = get(&h, o[i], names[i], writable[i], k, rows * sizes[i]))) {
+            release_all(&h);
+            return NULL;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        lstm_bwd_f(p[0], p[1], p[2], p[3], p[4], p[5], rows, H);
+    else
+        lstm_bwd_d(p[0], p[1], p[2], p[3], p[4], p[5], rows, H);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}
+
+/* --------------------------------------------------------------- LSTM, small-batch inference */
+/* A whole sequence of one LSTM direction without a graph, for small batches, where a BLAS call
+ * per step costs more than the product: h W_hh^T as dot products (W_hh row-major, so each gate
+ * reads one contiguous row), then the cell as in lstm_fwd. X (T, B, 4H): input projections in
+ * PyTorch's gate order i, f, g, o; hs (T + 1, B, H) holds h0 in hs[0] and receives every step's
+ * output in processing order; c (B, H) is updated in place; g is scratch of 4H. */
+#define LSTM_SEQ_KERNEL(T, SUF, EXP, TANH)                                                   \
+    static void lstm_seq_##SUF(const T *X, const T *w, const T *b, T *hs, T *c, T *g,        \
+                               Py_ssize_t steps, Py_ssize_t B, Py_ssize_t H, int reverse)    \
+    {                                                                                        \
+        for (Py_ssize_t s = 0; s < steps; s++) {                                             \
+            Py_ssize_t t = reverse ? steps - 1 - s : s;                                      \
+            for (Py_ssize_t r = 0; r < B; r++) {                                             \
+                const T *h = hs + (s * B + r) * H, *xr = X + (t * B + r) * 4 * H;            \
+                /* eight rows at a time: eight independent sums in flight (an add's       \
+                 * latency, not the loads, limits one sum); the rest one row at a time */    \
+                Py_ssize_t q = 0;                                                            \
+                for (; q + 8 <= 4 * H; q += 8) {                                             \
+                    const T *w0 = w + q * H, *w1 = w0 + H, *w2 = w1 + H, *w3 = w2 + H;       \
+                    const T *w4 = w3 + H, *w5 = w4 + H, *w6 = w5 + H, *w7 = w6 + H;          \
+                    T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;        \
+                    _Pragma("omp simd reduction(+:a0, a1, a2, a3, a4, a5, a6, a7)")          \
+                    for (Py_ssize_t j = 0; j < H; j++) {                                     \
+                        T hj = h[j];                                                         \
+                        a0 += w0[j] * hj;                                                    \
+                        a1 += w1[j] * hj;                                                    \
+                        a2 += w2[j] * hj;                                                    \
+                        a3 += w3[j] * hj;                                                    \
+                        a4 += w4[j] * hj;                                                    \
+                        a5 += w5[j] * hj;                                                    \
+                        a6 += w6[j] * hj;                                                    \
+                        a7 += w7[j] * hj;                                                    \
+                    }                                                                        \
+                    T sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                            \
+                    for (int u = 0; u < 8; u++)                                              \
+                        g[q + u] = sums[u] + xr[q + u] + (b ? b[q + u] : (T)0);              \
+                }                                                                            \
+                for (; q < 4 * H; q++) {                                                     \
+                    T acc = 0;                                                               \
+                    _Pragma("omp simd reduction(+:acc)")                                     \
+                    for (Py_ssize_t j = 0; j < H; j++)                                       \
+                        acc += w[q * H + j] * h[j];                                          \
+                    g[q] = acc + xr[q] + (b ? b[q] : (T)0);                                  \
+                }                                                                            \
+                T *cr = c + r * H, *hn = hs + ((s + 1) * B + r) * H;                         \
+                _Pragma("omp simd")                                                          \
+                for (Py_ssize_t j = 0; j < H; j++) {                                         \
+                    T i = (T)1 / ((T)1 + EXP(-g[j]));                                        \
+                    T f = (T)1 / ((T)1 + EXP(-g[H + j]));                                    \
+                    T gg = TANH(g[2 * H + j]);                                               \
+                    T o = (T)1 / ((T)1 + EXP(-g[3 * H + j]));                                \
+                    T cv = f * cr[j] + i * gg;                                               \
+                    cr[j] = cv;                                                              \
+                    hn[j] = o * TANH(cv);                                                    \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+LSTM_SEQ_KERNEL(float, f, expf, tanhf)
+LSTM_SEQ_KERNEL(double, d, exp, tanh)
+
+PyObject *py_lstm_seq(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_ssize_t steps, B, H;
+    int reverse;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &steps, &B, &H,
+                          &reverse))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"x", "w_hh", "bias", "hs", "c"};
+    Py_ssize_t counts[] = {steps * B * 4 * H, 4 * H * H, 4 * H, (steps + 1) * B * H, B * H};
+    void *p[5];
+    if (get_all(&h, o, names, "rrRww", counts, 5, k, p) < 0)
+        return NULL;
+    void *g = malloc((size_t)(4 * H) * (k == 'f' ? 4 : 8));
+    if (!g) {
+        release_all(&h);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        lstm_seq_f(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
+    else
+        lstm_seq_d(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
+    Py_END_ALLOW_THREADS
+    free(g);
+    release_all(&h);
+    Py_RETURN_NONE;
+}
