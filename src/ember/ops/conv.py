@@ -138,7 +138,7 @@ _PLANS: dict = {}
 class _Plan:
     __slots__ = ("n", "c", "nd", "out", "q", "padded", "plane", "total", "inner", "cshape",
                  "cstrides", "offs", "vshape", "vstrides", "m", "k", "wide_shape", "crop",
-                 "swap", "bshape", "small", "size", "cn_shape", "grid")
+                 "swap", "bshape", "small", "size", "cn_shape", "grid", "exact")
 
     def __init__(self, xs, ksize, stride, pads, dilation, out_size, exact=False):
         if out_size is None:
@@ -151,6 +151,7 @@ class _Plan:
         padded[-1] = q * stride[-1]
         if exact:  # the compiled unfold copies short runs fast: no garbage columns
             q = out_size[-1]
+        self.exact = q == out_size[-1]
         rows = [1] * nd  # element strides of the padded spatial dims
         for j in range(nd - 2, -1, -1):
             rows[j] = rows[j + 1] * padded[j + 1]
@@ -279,6 +280,10 @@ def _wide_grad(g, p: _Plan) -> np.ndarray:
     o = g.shape[1]
     gw = np.empty((o,) + p.wide_shape, g.dtype) if p.small else \
         _workspace("grad", (o,) + p.wide_shape, g.dtype)
+    k = native.kernel("swap01")
+    if k is not None and p.exact and g.dtype in _FLOATS and g.flags.c_contiguous:
+        k(g, gw, None, p.n, o, p.m // p.n)  # (N, O, S) -> (O, N, S), one compiled pass
+        return gw.reshape(o, p.m)
     wo = p.out[-1]
     gw[..., :wo] = g.transpose(p.swap)
     if p.q > wo:
@@ -289,8 +294,13 @@ def _wide_grad(g, p: _Plan) -> np.ndarray:
 def _wide_output(y, p: _Plan, b, dtype) -> np.ndarray:
     """(O, M) GEMM result -> (N, O, *out) contiguous, bias added in the same pass."""
     o = y.shape[0]
-    v = y.reshape((o,) + p.wide_shape)[p.crop].transpose(p.swap)
     out = _new((p.n, o) + p.out, dtype)
+    k = native.kernel("swap01")
+    if (k is not None and p.exact and y.dtype in _FLOATS and y.flags.c_contiguous
+            and out.dtype == y.dtype and (b is None or b.dtype == y.dtype)):
+        k(y, out, None if b is None else np.ascontiguousarray(b), o, p.n, p.m // p.n)
+        return out
+    v = y.reshape((o,) + p.wide_shape)[p.crop].transpose(p.swap)
     if b is None:
         np.copyto(out, v)
     else:
@@ -393,13 +403,15 @@ class ConvNd(Primitive):
             with np.errstate(**_QUIET):
                 if need[1]:
                     gw = g2 @ ctx.cols.T
-                    if not _finite(gw):  # a garbage column met a non-finite input: redo
+                    # (on the wide grid a garbage column may have met a non-finite input: redo)
+                    if not p.exact and not _finite(gw):
                         gw = _gemm_weight(im2col(x, w.shape[2:], stride, pads, dilation,
                                                  g.shape[2:]), g, 1)
                     gw = gw.reshape(w.shape)
                 if need[0]:
                     gx = _wide_col2im(_gemm(w.reshape(o, p.k).T, g2, "cg"), p)
-                    if not _finite(gx):  # a garbage column met a non-finite weight: redo
+                    # (on the wide grid a garbage column may have met a non-finite weight)
+                    if not p.exact and not _finite(gx):
                         gx = np.ascontiguousarray(_transpose_ref(g, w, 1, stride, pads,
                                                                  dilation, x.shape[2:]))
             del g2
@@ -477,7 +489,7 @@ class ConvTransposeNd(Primitive):
             p = _plan((n, c) + tuple(in_size), w.shape[2:], stride, pads, dilation, g.shape[2:])
             with np.errstate(**_QUIET):
                 out = _wide_col2im(_gemm(w.reshape(o, p.k).T, _wide_grad(g, p), "cg"), p)
-            if not _finite(out):
+            if not p.exact and not _finite(out):
                 out = None  # a garbage column may have met a non-finite weight: redo exactly
         if out is None:
             out = _transpose_ref(g, w, groups, stride, pads, dilation, in_size)
@@ -521,7 +533,7 @@ class ConvWeightNd(Primitive):
                 cols = _wide_cols(x, p)
             with np.errstate(**_QUIET):
                 gw = _wide_grad(g, p) @ cols.T
-            if not _finite(gw):
+            if not p.exact and not _finite(gw):
                 gw = cols = None  # a garbage column may hold a non-finite input: redo exactly
         if gw is None:
             if cols is None:

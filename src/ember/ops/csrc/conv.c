@@ -529,3 +529,52 @@ PyObject *py_conv2d_small(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
+
+/* --------------------------------------------------------------------- swap the two first axes */
+/* dst (B, A, S) from src (A, B, S), plus bias[a] when given: a convolution's GEMM result
+ * (channels first) into the (N, O, *out) layout, and its gradient back. NumPy does it as a
+ * strided copy that is slow for short rows. */
+#define SWAP_KERNEL(T, SUF)                                                                  \
+    static void swap01_##SUF(const T *src, T *dst, const T *bias, Py_ssize_t A,              \
+                             Py_ssize_t B, Py_ssize_t S)                                     \
+    {                                                                                        \
+        for (Py_ssize_t b = 0; b < B; b++)                                                   \
+            for (Py_ssize_t a = 0; a < A; a++) {                                             \
+                const T *s = src + (a * B + b) * S;                                          \
+                T *d = dst + (b * A + a) * S, k = bias ? bias[a] : (T)0;                     \
+                if (bias)                                                                    \
+                    for (Py_ssize_t j = 0; j < S; j++)                                       \
+                        d[j] = s[j] + k;                                                     \
+                else                                                                         \
+                    for (Py_ssize_t j = 0; j < S; j++)                                       \
+                        d[j] = s[j];                                                         \
+            }                                                                                \
+    }
+
+SWAP_KERNEL(float, f)
+SWAP_KERNEL(double, d)
+
+PyObject *py_swap01(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t A, B, S;
+    if (!PyArg_ParseTuple(args, "OOOnnn", &o[0], &o[1], &o[2], &A, &B, &S))
+        return NULL;
+    char k = kind_of(o[0]);
+    if (!k)
+        return NULL;
+    Held h = {.n = 0};
+    static const char *const names[] = {"src", "dst", "bias"};
+    Py_ssize_t counts[] = {A * B * S, A * B * S, A};
+    void *p[3];
+    if (get_all(&h, o, names, "rwR", counts, 3, k, p) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'f')
+        swap01_f(p[0], p[1], p[2], A, B, S);
+    else
+        swap01_d(p[0], p[1], p[2], A, B, S);
+    Py_END_ALLOW_THREADS
+    release_all(&h);
+    Py_RETURN_NONE;
+}

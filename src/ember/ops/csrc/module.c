@@ -60,6 +60,8 @@ static PyMethodDef methods[] = {
      "gather(dst, src, shape, strides, offset): dst = src[strided grid] (im2col)."},
     {"lstm_seq", py_lstm_seq, METH_VARARGS,
      "lstm_seq(x, w_hh, b, hs, c, T, B, H, reverse): a small-batch LSTM sequence, no graph."},
+    {"swap01", py_swap01, METH_VARARGS,
+     "swap01(src, dst, bias, A, B, S): dst (B, A, S) = src (A, B, S) + bias[a]."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -57,6 +57,7 @@ PyObject *py_pool_fwd(PyObject *self, PyObject *args);
 PyObject *py_pool_bwd(PyObject *self, PyObject *args);
 PyObject *py_index_add_rows(PyObject *self, PyObject *args);
 PyObject *py_conv2d_small(PyObject *self, PyObject *args);
+PyObject *py_swap01(PyObject *self, PyObject *args);
 PyObject *py_lstm_seq(PyObject *self, PyObject *args);
 
 #endif
