@@ -476,3 +476,32 @@ def test_gather_kernel_checks_bounds():
     np.testing.assert_array_equal(dst, [1, 2, 3, 5, 6, 7])
     with pytest.raises(IndexError, match=r"gather reaches \[3, 10\] outside src of 10 items"):
         native._lib.gather(dst, src, (2, 3), (5, 1), 3)
+
+
+@needs_native
+@pytest.mark.parametrize("opts", ADAM, ids=lambda o: ",".join(o) or "plain")
+def test_adam_over_many_parameters_matches_one_at_a_time_bitwise(opts):
+    opts = dict(opts)
+    amsgrad = opts.pop("amsgrad", False)
+    kw = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False,
+              maximize=False)
+    kw.update(opts)
+    # float32 and float64 parameters of several sizes, one float16 (NumPy path) and one
+    # strided (NumPy path) among them, each at its own step count
+    items = [_opt_arrays(np.float32, 1000, amsgrad, 1), _opt_arrays(np.float64, 7, amsgrad, 2),
+             _opt_arrays(np.float32, 1, amsgrad, 3),
+             [None if a is None else a.astype(np.float16) for a in
+              _opt_arrays(np.float32, 9, amsgrad, 4)],
+             [None if a is None else a.reshape(6, 10).T for a in
+              _opt_arrays(np.float32, 60, amsgrad, 5)]]
+    steps = [1.0, 3.0, 10.0, 2.0, 5.0]
+    ws = K.Workspace()
+    many = [[None if a is None else a.copy() for a in it] for it in items]
+    one = [[None if a is None else a.copy() for a in it] for it in items]
+    K.adam_many([tuple(it) + (s,) for it, s in zip(many, steps)], amsgrad=amsgrad, ws=ws, **kw)
+    for it, s in zip(one, steps):
+        K.adam_step(*it, step=s, ws=ws, **kw)
+    for a_many, a_one in zip(many, one):
+        for a, b in zip(a_many, a_one):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)

@@ -182,6 +182,27 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step: float, 
     _addcdiv_into(param, exp_avg, denom, -step_size)
 
 
+def adam_many(items, *, lr, beta1, beta2, eps, weight_decay, decoupled: bool, maximize: bool,
+              amsgrad: bool, ws: Workspace) -> None:
+    """:func:`adam_step` over ``items``, a list of ``(param, grad, exp_avg, exp_avg_sq,
+    max_exp_avg_sq, step)``: the compiled kernel takes every parameter it can in one call (the
+    same bits as one call each), the NumPy path the rest."""
+    fused = native.kernel("adam_many")
+    batch = [it for it in items if _fusable(*it[:5])] if fused is not None else []
+    if batch:
+        cols = list(zip(*batch))
+        fused(list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]),
+              list(cols[4]) if amsgrad else None, list(cols[5]), lr, beta1, beta2, eps,
+              weight_decay, decoupled, maximize)
+    if len(batch) == len(items):
+        return
+    done = {id(it[0]) for it in batch}
+    for pa, ga, m, v, vmax, step in items:
+        if id(pa) not in done:
+            adam_step(pa, ga, m, v, vmax, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, decoupled=decoupled, maximize=maximize, ws=ws)
+
+
 def _addcdiv_into(dst, num, denom, value: float) -> None:
     """``dst += value * num / denom``; overwrites ``denom``."""
     np.divide(num, denom, out=denom)

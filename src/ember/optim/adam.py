@@ -60,6 +60,7 @@ class Adam(Optimizer):
         lr = float(group["lr"])
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
+        items = []  # updated together: one compiled call for the whole group when possible
         for p, pa, ga in self._with_grads(group):
             state = self.state[p]
             if not state:
@@ -68,14 +69,14 @@ class Adam(Optimizer):
                 state["exp_avg_sq"] = self._zeros(p)
                 if amsgrad:
                     state["max_exp_avg_sq"] = self._zeros(p)
-            step = self._tick(state)
-            K.adam_step(pa, ga, state["exp_avg"]._data, state["exp_avg_sq"]._data,
-                        state["max_exp_avg_sq"]._data if amsgrad else None, step=step, lr=lr,
-                        beta1=float(beta1), beta2=float(beta2), eps=group["eps"],
-                        weight_decay=group["weight_decay"],
-                        decoupled=group["decoupled_weight_decay"], maximize=group["maximize"],
-                        ws=self._workspace)
+            items.append((pa, ga, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                          state["max_exp_avg_sq"]._data if amsgrad else None,
+                          self._tick(state)))
             self._bump(p)
+        K.adam_many(items, lr=lr, beta1=float(beta1), beta2=float(beta2),
+                    eps=float(group["eps"]), weight_decay=float(group["weight_decay"]),
+                    decoupled=bool(group["decoupled_weight_decay"]),
+                    maximize=bool(group["maximize"]), amsgrad=bool(amsgrad), ws=self._workspace)
 
 
 class AdamW(Adam):

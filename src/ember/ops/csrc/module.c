@@ -62,6 +62,9 @@ static PyMethodDef methods[] = {
      "lstm_seq(x, w_hh, b, hs, c, T, B, H, reverse): a small-batch LSTM sequence, no graph."},
     {"swap01", py_swap01, METH_VARARGS,
      "swap01(src, dst, bias, A, B, S): dst (B, A, S) = src (A, B, S) + bias[a]."},
+    {"adam_many", py_adam_many, METH_VARARGS,
+     "adam_many(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, lr, b1, b2, eps, wd, "
+     "decoupled, maximize): Adam over lists of parameters."},
     {NULL, NULL, 0, NULL},
 };
 

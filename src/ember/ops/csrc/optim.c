@@ -159,3 +159,60 @@ PyObject *py_sgd(PyObject *self, PyObject *args)
     release_all(&h);
     Py_RETURN_NONE;
 }
+
+/* Adam over a list of parameters in one call (PyTorch's "foreach" idea): the per-parameter
+ * scalars are computed here, in double, exactly as optim_kernels.adam_step computes them in
+ * Python (C's pow and sqrt are what Python's ** and math.sqrt call), so the result is the same
+ * bit for bit; what it saves is the Python work per parameter. */
+PyObject *py_adam_many(PyObject *self, PyObject *args)
+{
+    PyObject *lists[5], *steps;
+    double lr, beta1, beta2, eps, wd;
+    int decoupled, maximize;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OO!dddddpp", &PyList_Type, &lists[0], &PyList_Type,
+                          &lists[1], &PyList_Type, &lists[2], &PyList_Type, &lists[3],
+                          &lists[4], &PyList_Type, &steps, &lr, &beta1, &beta2, &eps, &wd,
+                          &decoupled, &maximize))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(lists[0]);
+    int amsgrad = lists[4] != Py_None;
+    if ((amsgrad && !PyList_Check(lists[4])) || PyList_GET_SIZE(steps) != count) {
+        PyErr_SetString(PyExc_ValueError, "_native: adam_many takes lists of one length");
+        return NULL;
+    }
+    for (int l = 1; l < 4 + amsgrad; l++)
+        if (PyList_GET_SIZE(lists[l]) != count) {
+            PyErr_SetString(PyExc_ValueError, "_native: adam_many takes lists of one length");
+            return NULL;
+        }
+    static const char *names[] = {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    double decay = decoupled && wd != 0 ? 1.0 - lr * wd : 1.0, w1 = 1.0 - beta1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        double step = PyFloat_AsDouble(PyList_GET_ITEM(steps, i));
+        if (step == -1.0 && PyErr_Occurred())
+            return NULL;
+        PyObject *first = PyList_GET_ITEM(lists[0], i);
+        char k = kind_of(first);
+        Py_ssize_t n = k ? count_of(first, k) : -1;
+        if (n < 0)
+            return NULL;
+        Held h = {.n = 0};
+        void *p[5] = {NULL, NULL, NULL, NULL, NULL};
+        for (int l = 0; l < 4 + amsgrad; l++)
+            if (!(p[l] = get(&h, PyList_GET_ITEM(lists[l], i), names[l], l != 1, k, n))) {
+                release_all(&h);
+                return NULL;
+            }
+        double bc2_sqrt = sqrt(1.0 - pow(beta2, step)), neg_step = -(lr / (1.0 - pow(beta1, step)));
+        Py_BEGIN_ALLOW_THREADS
+        if (k == 'f')
+            adam_f(p[0], p[1], p[2], p[3], p[4], n, decay, decoupled ? 0.0 : wd, maximize, w1,
+                   1.0 - w1, beta2, 1.0 - beta2, bc2_sqrt, eps, neg_step);
+        else
+            adam_d(p[0], p[1], p[2], p[3], p[4], n, decay, decoupled ? 0.0 : wd, maximize, w1,
+                   1.0 - w1, beta2, 1.0 - beta2, bc2_sqrt, eps, neg_step);
+        Py_END_ALLOW_THREADS
+        release_all(&h);
+    }
+    Py_RETURN_NONE;
+}
