@@ -505,3 +505,26 @@ def test_adam_over_many_parameters_matches_one_at_a_time_bitwise(opts):
         for a, b in zip(a_many, a_one):
             if a is not None:
                 np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+@pytest.mark.parametrize("opts", SGD, ids=lambda o: ",".join(o) or "plain")
+def test_sgd_over_many_parameters_matches_one_at_a_time_bitwise(opts):
+    kw = dict(lr=0.05, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+              maximize=False)
+    kw.update(opts)
+    items = [_opt_arrays(np.float32, 1000, seed=1)[:3], _opt_arrays(np.float64, 7, seed=2)[:3],
+             [a.astype(np.float16) for a in _opt_arrays(np.float32, 9, seed=3)[:3]],
+             [a.reshape(6, 10).T for a in _opt_arrays(np.float32, 60, seed=4)[:3]]]
+    firsts = [True, False, False, True]
+    ws = K.Workspace()
+    many = [[a.copy() for a in it] for it in items]
+    one = [[a.copy() for a in it] for it in items]
+    mom = kw["momentum"] != 0
+    K.sgd_many([(p, g, b if mom else None, f) for (p, g, b), f in zip(many, firsts)], ws=ws,
+               **kw)
+    for (p, g, b), f in zip(one, firsts):
+        K.sgd_step(p, g, b if mom else None, first=f, ws=ws, **kw)
+    for a_many, a_one in zip(many, one):
+        for a, b in zip(a_many, a_one):
+            np.testing.assert_array_equal(a, b)

@@ -35,7 +35,7 @@ KERNELS = ("lstm_fwd", "lstm_bwd", "adam", "sgd", "xent_fwd", "xent_bwd", "softm
            "scatter_add", "maxpool_fwd", "maxpool_bwd",
            "index_add_rows", "conv2d_small",
            "gather", "lstm_seq", "swap01",
-           "adam_many")
+           "adam_many", "sgd_many")
 
 _on = _lib is not None and os.environ.get("EMBER_NATIVE", "1") != "0"
 

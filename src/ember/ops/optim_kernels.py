@@ -130,6 +130,26 @@ def sgd_step(param, grad, buf, *, lr, momentum, dampening, weight_decay, nestero
     np.subtract(param, out, out=param)
 
 
+def sgd_many(items, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
+             ws: Workspace) -> None:
+    """:func:`sgd_step` over ``items``, a list of ``(param, grad, buf, first)``: the compiled
+    kernel takes every parameter it can in one call (the same bits), the NumPy path the rest."""
+    fused = native.kernel("sgd_many")
+    batch = [it for it in items if _fusable(*it[:3])] if fused is not None else []
+    if batch:
+        cols = list(zip(*batch))
+        fused(list(cols[0]), list(cols[1]), list(cols[2]) if momentum != 0 else None,
+              list(cols[3]), lr, weight_decay, maximize, momentum, 1.0 - dampening, nesterov)
+    if len(batch) == len(items):
+        return
+    done = {id(it[0]) for it in batch}
+    for pa, ga, buf, first in items:
+        if id(pa) not in done:
+            sgd_step(pa, ga, buf, lr=lr, momentum=momentum, dampening=dampening,
+                     weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                     first=first, ws=ws)
+
+
 def _decayed_grad(param, grad, lr, weight_decay, decoupled: bool, maximize: bool,
                   ws: Workspace):
     """The gradient after weight decay: decoupled (AdamW style) shrinks ``param`` in place by

@@ -55,7 +55,8 @@ class SGD(Optimizer):
 
     def _update_group(self, group):
         lr = float(group["lr"])
-        momentum = group["momentum"]
+        momentum = float(group["momentum"])
+        items = []  # updated together: one compiled call for the whole group when possible
         for p, pa, ga in self._with_grads(group):
             buf, first = None, False
             if momentum != 0:
@@ -65,7 +66,8 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"] = self._zeros(p)
                     first = True
                 buf = buf._data
-            K.sgd_step(pa, ga, buf, lr=lr, momentum=momentum, dampening=group["dampening"],
-                       weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                       maximize=group["maximize"], first=first, ws=self._workspace)
+            items.append((pa, ga, buf, first))
             self._bump(p)
+        K.sgd_many(items, lr=lr, momentum=momentum, dampening=float(group["dampening"]),
+                   weight_decay=float(group["weight_decay"]), nesterov=bool(group["nesterov"]),
+                   maximize=bool(group["maximize"]), ws=self._workspace)

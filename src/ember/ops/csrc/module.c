@@ -65,6 +65,9 @@ static PyMethodDef methods[] = {
     {"adam_many", py_adam_many, METH_VARARGS,
      "adam_many(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, lr, b1, b2, eps, wd, "
      "decoupled, maximize): Adam over lists of parameters."},
+    {"sgd_many", py_sgd_many, METH_VARARGS,
+     "sgd_many(params, grads, bufs, firsts, lr, wd, maximize, momentum, 1 - dampening, "
+     "nesterov): SGD over lists of parameters."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -43,6 +43,7 @@ PyObject *py_lstm_fwd(PyObject *self, PyObject *args);
 PyObject *py_lstm_bwd(PyObject *self, PyObject *args);
 PyObject *py_adam(PyObject *self, PyObject *args);
 PyObject *py_adam_many(PyObject *self, PyObject *args);
+PyObject *py_sgd_many(PyObject *self, PyObject *args);
 PyObject *py_sgd(PyObject *self, PyObject *args);
 PyObject *py_xent_fwd(PyObject *self, PyObject *args);
 PyObject *py_xent_bwd(PyObject *self, PyObject *args);

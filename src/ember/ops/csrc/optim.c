@@ -216,3 +216,49 @@ PyObject *py_adam_many(PyObject *self, PyObject *args)
     }
     Py_RETURN_NONE;
 }
+
+/* SGD over a list of parameters in one call (momentum buffers None when momentum is 0; `firsts`
+ * marks the parameters whose buffer starts now), the same bits as one call each. */
+PyObject *py_sgd_many(PyObject *self, PyObject *args)
+{
+    PyObject *lists[3], *firsts;
+    double lr, wd, momentum, damp_c;
+    int maximize, nesterov;
+    if (!PyArg_ParseTuple(args, "O!O!OO!ddpddp", &PyList_Type, &lists[0], &PyList_Type,
+                          &lists[1], &lists[2], &PyList_Type, &firsts, &lr, &wd, &maximize,
+                          &momentum, &damp_c, &nesterov))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(lists[0]);
+    int with_buf = lists[2] != Py_None;
+    if (PyList_GET_SIZE(lists[1]) != count || PyList_GET_SIZE(firsts) != count ||
+        (with_buf && (!PyList_Check(lists[2]) || PyList_GET_SIZE(lists[2]) != count))) {
+        PyErr_SetString(PyExc_ValueError, "_native: sgd_many takes lists of one length");
+        return NULL;
+    }
+    static const char *names[] = {"param", "grad", "momentum_buffer"};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int first = PyObject_IsTrue(PyList_GET_ITEM(firsts, i));
+        if (first < 0)
+            return NULL;
+        PyObject *p0 = PyList_GET_ITEM(lists[0], i);
+        char k = kind_of(p0);
+        Py_ssize_t n = k ? count_of(p0, k) : -1;
+        if (n < 0)
+            return NULL;
+        Held h = {.n = 0};
+        void *p[3] = {NULL, NULL, NULL};
+        for (int l = 0; l < 2 + with_buf; l++)
+            if (!(p[l] = get(&h, PyList_GET_ITEM(lists[l], i), names[l], l != 1, k, n))) {
+                release_all(&h);
+                return NULL;
+            }
+        Py_BEGIN_ALLOW_THREADS
+        if (k == 'f')
+            sgd_f(p[0], p[1], p[2], n, lr, wd, maximize, momentum, damp_c, nesterov, first);
+        else
+            sgd_d(p[0], p[1], p[2], n, lr, wd, maximize, momentum, damp_c, nesterov, first);
+        Py_END_ALLOW_THREADS
+        release_all(&h);
+    }
+    Py_RETURN_NONE;
+}
