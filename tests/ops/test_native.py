@@ -31,7 +31,7 @@ def test_extension_is_built():
 
 def test_disabled_switches_to_numpy():
     with native.disabled():
-        assert native.kernel("adam") is None and not native.enabled()
+        assert native.kernel("adam_many") is None and not native.enabled()
     assert native.enabled() == (native.available() and os.environ.get("EMBER_NATIVE") != "0")
 
 
@@ -74,8 +74,8 @@ def test_adam_kernel_matches_numpy_bitwise(dtype, opts):
     kw.update(opts)
     ws = K.Workspace()
 
-    def update(p, g, m, v, vmax):
-        K.adam_step(p, g, m, v, vmax, step=3.0, ws=ws, **kw)
+    def update(p, g, m, v, vmax):  # the compiled kernel (natively) or adam_step (NumPy)
+        K.adam_many([(p, g, m, v, vmax, 3.0)], amsgrad=amsgrad, ws=ws, **kw)
 
     # 1000 is not a multiple of the kernel's 512-element block: the tail is covered
     nat, ref = _both(update, _opt_arrays(dtype, amsgrad=amsgrad))
@@ -100,8 +100,8 @@ def test_sgd_kernel_matches_numpy_bitwise(dtype, opts, first):
     kw.update(opts)
     ws = K.Workspace()
 
-    def update(p, g, buf):
-        K.sgd_step(p, g, buf if kw["momentum"] else None, first=first, ws=ws, **kw)
+    def update(p, g, buf):  # the compiled kernel (natively) or sgd_step (NumPy)
+        K.sgd_many([(p, g, buf if kw["momentum"] else None, first)], ws=ws, **kw)
 
     nat, ref = _both(update, _opt_arrays(dtype)[:3])
     for a, b in zip(nat, ref):
@@ -116,8 +116,8 @@ def test_optimizer_kernels_fall_back_on_strided_and_mixed_arrays():
     ws = K.Workspace()
 
     def update(p, g, m, v, vmax):
-        K.adam_step(p, g, m, v, vmax, step=1.0, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
-                    weight_decay=0.0, decoupled=False, maximize=False, ws=ws)
+        K.adam_many([(p, g, m, v, vmax, 1.0)], lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
+                    weight_decay=0.0, decoupled=False, maximize=False, amsgrad=False, ws=ws)
 
     nat, ref = _both(update, strided)
     np.testing.assert_array_equal(nat[0], ref[0])
@@ -172,20 +172,24 @@ def test_lstm_cell_kernel_matches_numpy(dtype, bidirectional, proj, with_state, 
 def test_kernel_argument_errors_are_clear():
     lib = native._lib
     p = np.zeros(8, np.float32)
+
+    def sgd(param, grad):
+        lib.sgd_many([param], [grad], None, [False], 0.1, 0.0, False, 0.0, 1.0, False)
+
     with pytest.raises(TypeError, match="grad has format 'd', expected 'f'"):
-        lib.sgd(p, np.zeros(8), None, 0.1, 0.0, False, 0.0, 1.0, False, False)
+        sgd(p, np.zeros(8))
     with pytest.raises(ValueError, match="grad holds 7 items, expected 8"):
-        lib.sgd(p, np.zeros(7, np.float32), None, 0.1, 0.0, False, 0.0, 1.0, False, False)
+        sgd(p, np.zeros(7, np.float32))
     with pytest.raises(ValueError, match="not C-contiguous"):
-        lib.sgd(np.zeros((4, 4), np.float32).T, np.zeros(16, np.float32), None, 0.1, 0.0,
-                False, 0.0, 1.0, False, False)
+        sgd(np.zeros((4, 4), np.float32).T, np.zeros(16, np.float32))
     with pytest.raises(TypeError, match="float32 or float64"):
-        lib.sgd(np.zeros(8, np.int64), np.zeros(8, np.int64), None, 0.1, 0.0, False, 0.0, 1.0,
-                False, False)
+        sgd(np.zeros(8, np.int64), np.zeros(8, np.int64))
     with pytest.raises(ValueError, match="read-only"):
         ro = np.zeros(8, np.float32)
         ro.flags.writeable = False
-        lib.sgd(ro, p, None, 0.1, 0.0, False, 0.0, 1.0, False, False)
+        sgd(ro, p)
+    with pytest.raises(ValueError, match="lists of one length"):
+        lib.sgd_many([p], [p, p], None, [False], 0.1, 0.0, False, 0.0, 1.0, False)
 
 
 def _on_and_off(run):

@@ -102,13 +102,9 @@ def sgd_step(param, grad, buf, *, lr, momentum, dampening, weight_decay, nestero
              first: bool, ws: Workspace) -> None:
     """SGD with optional (Nesterov) momentum; ``buf`` is the momentum buffer (or None).
 
-    On the ``first`` step the buffer is set to the gradient (no dampening), as in PyTorch.
+    On the ``first`` step the buffer is set to the gradient (no dampening), as in PyTorch. In
+    NumPy: the reference of the compiled ``sgd_many`` kernel (see :func:`sgd_many`).
     """
-    fused = native.kernel("sgd")
-    if fused is not None and _fusable(param, grad, buf):  # one pass, same bits as below
-        fused(param, grad, buf if momentum != 0 else None, lr, weight_decay, maximize,
-              momentum, 1.0 - dampening, nesterov, first)
-        return
     g = _effective_grad(param, grad, weight_decay, maximize, ws)
     if momentum != 0:
         if first:
@@ -175,16 +171,8 @@ def _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws: Workspace):
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step: float, lr, beta1,
               beta2, eps, weight_decay, decoupled: bool, maximize: bool,
               ws: Workspace) -> None:
-    """One Adam / AdamW step (``decoupled`` selects AdamW's weight decay)."""
-    fused = native.kernel("adam")
-    if fused is not None and _fusable(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq):
-        # one pass over memory: the same float operations as below, in the same order
-        decay = 1.0 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
-        w1 = 1.0 - beta1
-        fused(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, decay,
-              0.0 if decoupled else weight_decay, maximize, w1, 1.0 - w1, beta2, 1.0 - beta2,
-              math.sqrt(1.0 - beta2 ** step), eps, -(lr / (1.0 - beta1 ** step)))
-        return
+    """One Adam / AdamW step (``decoupled`` selects AdamW's weight decay), in NumPy: the
+    reference of the compiled ``adam_many`` kernel (see :func:`adam_many`)."""
     g = _decayed_grad(param, grad, lr, weight_decay, decoupled, maximize, ws)
     tmp = _update_moments(param, g, exp_avg, exp_avg_sq, beta1, beta2, ws)
     bias_correction1 = 1.0 - beta1 ** step

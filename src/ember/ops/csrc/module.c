@@ -31,8 +31,6 @@ static PyMethodDef methods[] = {
      "lstm_fwd(mm, x, b, c, acts, c_new, tanh_c, out, rows, H): an LSTM step's pointwise part."},
     {"lstm_bwd", py_lstm_bwd, METH_VARARGS,
      "lstm_bwd(dm, dc, acts, c, tanh_c, dpre, rows, H): its backward; dc is updated in place."},
-    {"adam", py_adam, METH_VARARGS, "One fused Adam/AdamW update of one parameter, in place."},
-    {"sgd", py_sgd, METH_VARARGS, "One fused SGD (momentum, Nesterov) update, in place."},
     {"xent_fwd", py_xent_fwd, METH_VARARGS,
      "xent_fwd(x, t, p, loss, N, C) -> ok: softmax and per-row cross-entropy."},
     {"xent_bwd", py_xent_bwd, METH_VARARGS, "xent_bwd(p, t, c, out, N, C): c (p - onehot(t))."},

@@ -41,10 +41,8 @@ char kind_of(PyObject *obj);
 /* the module's functions, one file per family */
 PyObject *py_lstm_fwd(PyObject *self, PyObject *args);
 PyObject *py_lstm_bwd(PyObject *self, PyObject *args);
-PyObject *py_adam(PyObject *self, PyObject *args);
 PyObject *py_adam_many(PyObject *self, PyObject *args);
 PyObject *py_sgd_many(PyObject *self, PyObject *args);
-PyObject *py_sgd(PyObject *self, PyObject *args);
 PyObject *py_xent_fwd(PyObject *self, PyObject *args);
 PyObject *py_xent_bwd(PyObject *self, PyObject *args);
 PyObject *py_softmax_rows(PyObject *self, PyObject *args);
