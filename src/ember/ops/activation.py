@@ -31,6 +31,7 @@ import numpy as np
 
 from . import dtypes as dt
 from . import native
+from .arrays import BLAS_FLOATS
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, normalize_dim, shape_of
 
 __all__ = [
@@ -66,9 +67,6 @@ def _graph(g, x) -> bool:
     return isinstance(g, TensorBase) or isinstance(x, TensorBase)
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 # ============================================================================ piecewise linear
 class Relu(Primitive):
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's convention)."""
@@ -76,7 +74,7 @@ class Relu(Primitive):
     @staticmethod
     def forward(ctx, x):
         k = native.kernel("relu_fwd")
-        if k is not None and x.dtype in _FLOATS and x.flags.c_contiguous:  # one compiled pass
+        if k is not None and x.dtype in BLAS_FLOATS and x.flags.c_contiguous:  # one compiled pass
             y = np.empty_like(x)
             k(x, y)
         else:
@@ -93,7 +91,7 @@ class Relu(Primitive):
         (y,) = ctx.saved
         k = native.kernel("relu_bwd")
         if (k is not None and type(g) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
-                and g.dtype in _FLOATS and y.flags.c_contiguous):
+                and g.dtype in BLAS_FLOATS and y.flags.c_contiguous):
             gx = np.empty_like(y)
             k(np.ascontiguousarray(g), y, gx)  # g where y > 0 (0 elsewhere, even for an inf g)
             return gx

@@ -43,6 +43,7 @@ import numpy as np
 
 from . import native
 from .activation import softmax
+from .arrays import BLAS_FLOATS
 from .arrays import ones_vector as _ones
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .binary import where
@@ -54,7 +55,6 @@ from .reduce import sum_to
 __all__ = ["fused_attention", "packed_attention", "causal_block", "causal_additive"]
 
 _QUIET = {"divide": "ignore", "invalid": "ignore", "over": "ignore", "under": "ignore"}
-_BLAS_SUM = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @lru_cache(maxsize=64)
@@ -87,7 +87,7 @@ def causal_additive(L: int, S: int, dtype) -> np.ndarray:
 def _rowsum(x: np.ndarray) -> np.ndarray:
     """``x.sum(-1, keepdims=True)``, as one BLAS matrix-vector product when possible."""
     n = x.shape[-1]
-    if x.dtype in _BLAS_SUM and x.flags.c_contiguous and x.size and n > 1:
+    if x.dtype in BLAS_FLOATS and x.flags.c_contiguous and x.size and n > 1:
         return np.matmul(x.reshape(-1, n), _ones(n, x.dtype)).reshape(x.shape[:-1] + (1,))
     return x.sum(axis=-1, keepdims=True)
 
@@ -117,7 +117,7 @@ def _fused_softmax(s, mask, scale, causal):
     mask, or one float (L, S) mask shared by the batch): True; False if it met a row with
     nothing finite to attend to (``s`` is then spoiled); None if it does not apply."""
     k = native.kernel("softmax_rows")
-    if k is None or s.dtype not in _FLOATS or not s.flags.c_contiguous or s.ndim < 2:
+    if k is None or s.dtype not in BLAS_FLOATS or not s.flags.c_contiguous or s.ndim < 2:
         return None
     L, S = s.shape[-2:]
     if mask is not None and (mask.dtype != s.dtype or mask.size != L * S
@@ -126,9 +126,6 @@ def _fused_softmax(s, mask, scale, causal):
     if L == 0 or S == 0:
         return None
     return bool(k(s, s.size // S, S, scale, mask, L, causal))
-
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _masked_softmax_np(s, mask, scale, causal, nan_rows):
@@ -217,7 +214,7 @@ def _grads_np(ctx, q, k, v, mask, g, gw, rowdot, need_q, need_k, need_v, need_m,
             if rs is None:
                 rs = _rowsum(gp * p)
             fused = native.kernel("softmax_rows_bwd")
-            if (fused is not None and gp.dtype in _FLOATS and p.dtype == gp.dtype
+            if (fused is not None and gp.dtype in BLAS_FLOATS and p.dtype == gp.dtype
                     and rs.dtype == gp.dtype and gp.shape == p.shape
                     and rs.shape == gp.shape[:-1] + (1,) and gp.flags.c_contiguous
                     and p.flags.c_contiguous and rs.flags.c_contiguous):

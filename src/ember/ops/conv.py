@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from . import native
-from .arrays import channel_sums
+from .arrays import BLAS_FLOATS, channel_sums
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 
 __all__ = ["conv_nd", "conv_transpose_nd", "conv_weight_nd", "conv_out_size"]
@@ -263,7 +263,7 @@ def _wide_cols(x, p: _Plan) -> np.ndarray:
     buf = _workspace(p, (p.total,), x.dtype, zero=True)
     buf[:p.size].reshape(p.cn_shape)[p.inner] = x.transpose(p.swap)
     k = native.kernel("gather")
-    if k is not None and x.dtype in _FLOATS:  # the unfold as one compiled strided copy
+    if k is not None and x.dtype in BLAS_FLOATS:  # the unfold as one compiled strided copy
         cols = np.empty((p.k, p.m), x.dtype) if p.small else \
             _workspace("cols", (p.k, p.m), x.dtype)
         k(cols, buf, *p.grid, 0)
@@ -281,7 +281,7 @@ def _wide_grad(g, p: _Plan) -> np.ndarray:
     gw = np.empty((o,) + p.wide_shape, g.dtype) if p.small else \
         _workspace("grad", (o,) + p.wide_shape, g.dtype)
     k = native.kernel("swap01")
-    if k is not None and p.exact and g.dtype in _FLOATS and g.flags.c_contiguous:
+    if k is not None and p.exact and g.dtype in BLAS_FLOATS and g.flags.c_contiguous:
         k(g, gw, None, p.n, o, p.m // p.n)  # (N, O, S) -> (O, N, S), one compiled pass
         return gw.reshape(o, p.m)
     wo = p.out[-1]
@@ -296,7 +296,7 @@ def _wide_output(y, p: _Plan, b, dtype) -> np.ndarray:
     o = y.shape[0]
     out = _new((p.n, o) + p.out, dtype)
     k = native.kernel("swap01")
-    if (k is not None and p.exact and y.dtype in _FLOATS and y.flags.c_contiguous
+    if (k is not None and p.exact and y.dtype in BLAS_FLOATS and y.flags.c_contiguous
             and out.dtype == y.dtype and (b is None or b.dtype == y.dtype)):
         k(y, out, None if b is None else np.ascontiguousarray(b), o, p.n, p.m // p.n)
         return out
@@ -322,7 +322,7 @@ def _wide_col2im(cg, p: _Plan) -> np.ndarray:
     buf = _workspace("col2im", (p.total,), cg.dtype)
     buf.fill(0)
     k = native.kernel("scatter_add")
-    if k is not None and cg.dtype in _FLOATS and cg.flags.c_contiguous:  # one compiled pass
+    if k is not None and cg.dtype in BLAS_FLOATS and cg.flags.c_contiguous:  # one compiled pass
         k(buf, cg, *p.grid, 0)
     else:
         _col2im_np(buf, cg, p)
@@ -330,9 +330,6 @@ def _wide_col2im(cg, p: _Plan) -> np.ndarray:
     out = _new(full.shape, full.dtype)
     np.copyto(out, full)
     return out
-
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _col2im_np(buf, cg, p: _Plan) -> None:
@@ -437,7 +434,7 @@ def _small_direct(x, w, b, stride, pads, dilation, out_size):
     """A small no-grad convolution (a batch-1 inference) by the compiled direct kernel, which
     skips the unfold, GEMM and transpose calls whose fixed costs dominate there; else None."""
     k = native.kernel("conv2d_small")
-    if (k is None or x.dtype not in _FLOATS or w.dtype != x.dtype or w.shape[0] > 512
+    if (k is None or x.dtype not in BLAS_FLOATS or w.dtype != x.dtype or w.shape[0] > 512
             or (b is not None and b.dtype != x.dtype) or not x.flags.c_contiguous
             or not w.flags.c_contiguous):
         return None

@@ -24,6 +24,7 @@ import operator
 import numpy as np
 
 from . import native
+from .arrays import BLAS_FLOATS
 from .base import Primitive, TensorBase, call, normalize_dim, shape_of
 
 __all__ = [
@@ -276,9 +277,6 @@ class Index(Primitive):
         return call(IndexAddZeros, g, key=ctx.key, shape=ctx.shape)
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def scatter_add_rows(out: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
     """``out[idx] += g`` along axis 0 with repeated indices accumulating (``np.add.at``).
 
@@ -290,7 +288,7 @@ def scatter_add_rows(out: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
     flat = idx.reshape(-1)
     rows = g.reshape((flat.size,) + out.shape[1:])
     k = native.kernel("index_add_rows")
-    if (k is not None and out.dtype in _FLOATS and rows.dtype == out.dtype and out.ndim >= 1
+    if (k is not None and out.dtype in BLAS_FLOATS and rows.dtype == out.dtype and out.ndim >= 1
             and out.flags.c_contiguous and flat.dtype == np.int64):
         F = math.prod(out.shape[1:])
         # negative indices count from the end, as in NumPy

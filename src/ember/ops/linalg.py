@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import ones_vector
+from .arrays import column_sums
 from .base import Primitive, TensorBase, call, dtype_of, shape_of
-
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = [
     "linear",
@@ -586,9 +584,8 @@ def _linear_backward_np(ctx, g, x, w):
         gx = (g2 @ w).reshape(x.shape)
     if _needs(ctx, 1):
         gw = g2.T @ (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x)
-    if ctx.has_bias and _needs(ctx, 2):  # column sums as one BLAS product
-        gb = ones_vector(g2.shape[0], g2.dtype) @ g2 if g2.dtype in _BLAS_FLOATS and \
-            g2.flags.c_contiguous and g2.size else g2.sum(0)
+    if ctx.has_bias and _needs(ctx, 2):
+        gb = column_sums(g2)
     return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 

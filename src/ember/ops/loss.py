@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import native
+from .arrays import BLAS_FLOATS
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of
 
 __all__ = [
@@ -207,13 +208,10 @@ def _fused_rows(x, info: ClassTargets, name: str):
     class targets (no class weights, ignored entries or label smoothing); else None."""
     k = native.kernel(name)
     if (k is None or info.rows is None or info.wt is not None or info.eps or not x.shape[1]
-            or x.dtype not in _FLOATS or not x.flags.c_contiguous
+            or x.dtype not in BLAS_FLOATS or not x.flags.c_contiguous
             or info.t.dtype != np.int64 or not info.t.flags.c_contiguous):
         return None
     return k
-
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _expand_c(c):

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from . import native
+from .arrays import BLAS_FLOATS
 from .arrays import ones_vector as _ones
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .random import _rng
@@ -38,15 +39,12 @@ def _needs(ctx, i: int) -> bool:
     return True if need is None else bool(need[i])
 
 
-_BLAS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _rows_view(x, axes, pshape, weight, bias):
     """(R, C) view of ``x`` when it is a layer norm over its trailing ``axes`` (C values per
     row, weight/bias over exactly those dims), of a BLAS dtype and C-contiguous; else None."""
     nd = x.ndim
     k = len(axes)
-    if (k == 0 or axes != tuple(range(nd - k, nd)) or x.dtype not in _BLAS
+    if (k == 0 or axes != tuple(range(nd - k, nd)) or x.dtype not in BLAS_FLOATS
             or not x.flags.c_contiguous or x.size == 0):
         return None
     c = math.prod(x.shape[nd - k:])

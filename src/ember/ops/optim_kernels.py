@@ -56,6 +56,17 @@ def _fusable(param, *others) -> bool:
                              and a.flags.c_contiguous) for a in others)
 
 
+def _partition(items, fused, n: int):
+    """(the items a compiled group kernel takes, the rest for the NumPy step): by whether the
+    first ``n`` arrays of each are :func:`_fusable`; all the rest without the kernel."""
+    if fused is None:
+        return [], items
+    batch, rest = [], []
+    for it in items:
+        (batch if _fusable(*it[:n]) else rest).append(it)
+    return batch, rest
+
+
 def tick(step: np.ndarray) -> float:
     """Increment a 0-d step-counter array in place; return the new count as a float."""
     step += 1
@@ -131,19 +142,15 @@ def sgd_many(items, *, lr, momentum, dampening, weight_decay, nesterov, maximize
     """:func:`sgd_step` over ``items``, a list of ``(param, grad, buf, first)``: the compiled
     kernel takes every parameter it can in one call (the same bits), the NumPy path the rest."""
     fused = native.kernel("sgd_many")
-    batch = [it for it in items if _fusable(*it[:3])] if fused is not None else []
+    batch, rest = _partition(items, fused, 3)
     if batch:
         cols = list(zip(*batch))
         fused(list(cols[0]), list(cols[1]), list(cols[2]) if momentum != 0 else None,
               list(cols[3]), lr, weight_decay, maximize, momentum, 1.0 - dampening, nesterov)
-    if len(batch) == len(items):
-        return
-    done = {id(it[0]) for it in batch}
-    for pa, ga, buf, first in items:
-        if id(pa) not in done:
-            sgd_step(pa, ga, buf, lr=lr, momentum=momentum, dampening=dampening,
-                     weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                     first=first, ws=ws)
+    for pa, ga, buf, first in rest:
+        sgd_step(pa, ga, buf, lr=lr, momentum=momentum, dampening=dampening,
+                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, first=first,
+                 ws=ws)
 
 
 def _decayed_grad(param, grad, lr, weight_decay, decoupled: bool, maximize: bool,
@@ -196,19 +203,15 @@ def adam_many(items, *, lr, beta1, beta2, eps, weight_decay, decoupled: bool, ma
     max_exp_avg_sq, step)``: the compiled kernel takes every parameter it can in one call (the
     same bits as one call each), the NumPy path the rest."""
     fused = native.kernel("adam_many")
-    batch = [it for it in items if _fusable(*it[:5])] if fused is not None else []
+    batch, rest = _partition(items, fused, 5)
     if batch:
         cols = list(zip(*batch))
         fused(list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]),
               list(cols[4]) if amsgrad else None, list(cols[5]), lr, beta1, beta2, eps,
               weight_decay, decoupled, maximize)
-    if len(batch) == len(items):
-        return
-    done = {id(it[0]) for it in batch}
-    for pa, ga, m, v, vmax, step in items:
-        if id(pa) not in done:
-            adam_step(pa, ga, m, v, vmax, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                      weight_decay=weight_decay, decoupled=decoupled, maximize=maximize, ws=ws)
+    for pa, ga, m, v, vmax, step in rest:
+        adam_step(pa, ga, m, v, vmax, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                  weight_decay=weight_decay, decoupled=decoupled, maximize=maximize, ws=ws)
 
 
 def _addcdiv_into(dst, num, denom, value: float) -> None:

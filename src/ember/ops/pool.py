@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from . import native
+from .arrays import BLAS_FLOATS
 from .base import NULL_CTX, Primitive, call, shape_of
 from .conv import _new, _offset_slices, _pad_array
 
@@ -234,9 +235,6 @@ class _ArgmaxMasks:
         return (self.local == k for k in range(self.n))
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _plane_dims(shape, ksize, out_size):
     """(planes, H, W, kh, kw, Ho, Wo) of a 1-D or 2-D block pool for the compiled kernels."""
     if len(ksize) == 1:
@@ -247,7 +245,7 @@ def _plane_dims(shape, ksize, out_size):
 def _native_block_max(x, ksize, out_size):
     """(out, argmax masks) from the compiled kernel, or None where it does not apply."""
     k = native.kernel("maxpool_fwd")
-    if (k is None or x.dtype not in _FLOATS or not x.flags.c_contiguous or len(ksize) > 2
+    if (k is None or x.dtype not in BLAS_FLOATS or not x.flags.c_contiguous or len(ksize) > 2
             or math.prod(ksize) > 256):
         return None
     shape = x.shape[:2] + tuple(out_size)
@@ -259,7 +257,7 @@ def _native_block_max(x, ksize, out_size):
 def _block_scatter(g, masks, ksize, in_shape) -> np.ndarray:
     k = native.kernel("maxpool_bwd")
     if (k is not None and isinstance(masks, _ArgmaxMasks) and type(g) is np.ndarray
-            and g.dtype in _FLOATS and g.shape == masks.local.shape):
+            and g.dtype in BLAS_FLOATS and g.shape == masks.local.shape):
         gx = _new(in_shape, g.dtype)  # the kernel writes every element
         k(np.ascontiguousarray(g), masks.local, gx, *_plane_dims(in_shape, ksize, g.shape[2:]))
         return gx

@@ -16,7 +16,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import dtypes as dt
-from .arrays import ones_vector
+from .arrays import BLAS_FLOATS, column_sums
 from .base import Primitive, call, dtype_of, normalize_dim, normalize_dims, shape_of
 
 __all__ = ["sum_to", "sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin",
@@ -24,7 +24,6 @@ __all__ = ["sum_to", "sum", "mean", "prod", "amax", "amin", "max", "min", "argma
            "cumprod", "count_nonzero", "MaxResult", "MinResult"]
 
 
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _QUIET = {"divide": "ignore", "invalid": "ignore", "over": "ignore", "under": "ignore"}
 
 
@@ -51,12 +50,10 @@ class SumTo(Primitive):
         axes = tuple(range(lead)) + tuple(
             i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
         k = len(axes)
-        if (k and axes == tuple(range(k)) and x.dtype in _BLAS_FLOATS and x.size
+        if (k and axes == tuple(range(k)) and x.dtype in BLAS_FLOATS and x.size
                 and x.flags.c_contiguous):
             # leading axes (a bias or residual broadcast over the batch): one BLAS product
-            rows = math.prod(x.shape[:k])
-            out = ones_vector(rows, x.dtype) @ x.reshape(rows, -1)
-            return out.reshape(shape)
+            return column_sums(x.reshape(math.prod(x.shape[:k]), -1)).reshape(shape)
         out = x.sum(axis=axes, keepdims=True) if axes else x
         return out.reshape(shape) if lead else out
 

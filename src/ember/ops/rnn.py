@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import native
-from .arrays import ones_vector
+from .arrays import column_sums
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .linalg import matmul, mT
 from .movement import cat, narrow
@@ -521,13 +521,6 @@ def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     return _outputs(hs, cs[T], T, reverses, cache)
 
 
-def _column_sums(a: np.ndarray) -> np.ndarray:
-    """Sums over the rows of a (n, m) array: one BLAS product with a ones vector."""
-    if a.dtype.kind == "f" and a.flags.c_contiguous and a.shape[0]:
-        return ones_vector(a.shape[0], a.dtype) @ a
-    return a.sum(0)
-
-
 def _bptt_dm(s, dh, go, DH, w_hr, mm):
     """Step ``s`` of an LSTM's backward through time: the output's gradient added to ``dh`` in
     place; returns the gradient at the cell output (through the projection, recorded in
@@ -691,7 +684,7 @@ def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, nee
             dxp = np.ascontiguousarray(dxp)
         dW = dGd.T @ hs[:T, d].reshape(T * B, Hout) if need_w else None
         res.append((dxp.reshape(T * B, GH), dh[d], dc[d] if dc is not None else None, dW,
-                    _column_sums(dGd), dW_hrs[d]))
+                    column_sums(dGd), dW_hrs[d]))
     _give(*scratch)
     return res
 
