@@ -22,4 +22,4 @@ if os.environ.get("EMBER_NATIVE_CFLAGS"):
 setup(ext_modules=[Extension(
     "ember.ops._native", sources=sorted(glob.glob("src/ember/ops/csrc/*.c")),
     depends=["src/ember/ops/csrc/native.h"], extra_compile_args=CFLAGS,
-    extra_link_args=["-lm"], optional=True)])
+    extra_link_args=["-lm", "-lpthread"], optional=True)])

@@ -64,6 +64,7 @@ from .ops.dtypes import (
     int64,
     uint8,
 )
+from .ops.native import get_num_threads, set_num_threads
 from .ops.random import Generator, default_generator, manual_seed
 
 __version__ = "0.1.0"

@@ -295,3 +295,19 @@ def test_conv_module_lean_path_checks():
     assert m(ember.zeros(1, 3, 9, 9)).shape == (1, 4, 3, 3)
     m.weight = nn.Parameter(ember.zeros(4, 3, 3, 3))
     assert m(ember.zeros(1, 3, 9, 9)).shape == (1, 4, 4, 4)
+
+
+@pytest.mark.oracle
+def test_conv_settings_changed_after_a_call_take_effect():
+    # the layer caches the primitive's arguments after its first call; setting an attribute
+    # drops that cache
+    x = np.random.default_rng(5).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    e, t = nn.Conv2d(3, 4, 3), torch.nn.Conv2d(3, 4, 3)
+    e.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    for stride, dilation in [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((2, 1), (2, 2))]:
+        e.stride, t.stride = stride, stride
+        e.dilation, t.dilation = dilation, dilation
+        with ember.no_grad():
+            out = e(ember.tensor(x))
+        np.testing.assert_allclose(out.numpy(), t(torch.tensor(x)).detach().numpy(),
+                                   rtol=1e-4, atol=1e-5)

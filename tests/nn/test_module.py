@@ -334,3 +334,63 @@ def test_get_submodule_and_parameter(pair):
     assert e.get_parameter("block.fc.bias") is e.block.fc.bias
     with pytest.raises(AttributeError, match="no submodule 'zz'"):
         e.get_submodule("seq.zz")
+
+
+# ---------------------------------------------------------------------------- member lookup
+def test_members_are_plain_attributes_and_follow_every_edit_of_the_dicts():
+    # parameters, buffers and submodules are mirrored into the instance dict (fast lookup);
+    # every way of editing _parameters/_buffers/_modules keeps the attribute in step
+    m = nn.Linear(3, 2)
+    assert m.__dict__["weight"] is m._parameters["weight"] is m.weight
+    p = nn.Parameter(ember.zeros(2))
+    m._parameters["bias"] = p  # as PyTorch code sometimes does
+    assert m.bias is p
+    del m._parameters["bias"]
+    with pytest.raises(AttributeError, match="'Linear' object has no attribute 'bias'"):
+        getattr(m, "bias")  # noqa: B009
+    m._parameters.update(bias=p)
+    assert m.bias is p
+    assert m._parameters.pop("bias") is p and "bias" not in m.__dict__
+    assert m._parameters.pop("bias", None) is None
+    with pytest.raises(KeyError):
+        m._parameters.pop("bias")
+    m._parameters.setdefault("bias", p)
+    assert m.bias is p
+    m._parameters.popitem()
+    assert "bias" not in m.__dict__ and m.weight is m._parameters["weight"]
+    m._buffers["stat"] = ember.ones(2)
+    assert m.stat is m._buffers["stat"]
+    m._buffers.clear()
+    assert not hasattr(m, "stat")
+    m.bias = None  # a registered name set to None stays registered
+    m.register_parameter("bias", p)
+    m.bias = None
+    assert m._parameters["bias"] is None and m.bias is None
+    del m.weight
+    assert "weight" not in m._parameters and not hasattr(m, "weight")
+    copy = m._parameters.copy()
+    assert type(copy) is OrderedDict
+
+
+def test_member_names_never_hide_methods_or_bookkeeping():
+    # a ModuleDict key that is also a method name stays reachable by indexing and does not
+    # replace the method (as in PyTorch), nor can a member replace `training`
+    heads = nn.ModuleDict({"train": nn.Linear(2, 2), "training": nn.Linear(2, 3),
+                           "enc": nn.Linear(2, 4)})
+    assert heads.train(False) is heads and heads.training is False
+    assert isinstance(heads["train"], nn.Linear) and heads["training"].out_features == 3
+    assert heads.enc.out_features == 4
+    assert list(heads.keys()) == ["train", "training", "enc"]
+
+
+def test_cloned_layers_have_their_own_members():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+    enc = nn.TransformerEncoder(layer, 2)
+    a, b = enc.layers[0], enc.layers[1]
+    assert a.linear1 is a._modules["linear1"] and a.linear1 is not b.linear1
+    assert a.linear1.weight is a.linear1._parameters["weight"]
+    assert a.linear1.weight is not layer.linear1.weight
+    np.testing.assert_array_equal(_np(a.linear1.weight), _np(layer.linear1.weight))
+    b.linear1.weight = nn.Parameter(ember.zeros(16, 8))
+    assert b._modules["linear1"]._parameters["weight"] is b.linear1.weight
+    assert float(a.linear1.weight.abs().sum()) > 0

@@ -532,3 +532,104 @@ def test_sgd_over_many_parameters_matches_one_at_a_time_bitwise(opts):
     for a_many, a_one in zip(many, one):
         for a, b in zip(a_many, a_one):
             np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------- dense layer
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])
+@pytest.mark.parametrize("k, n", [(40, 256), (7, 5), (300, 261), (1, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_rows_kernel_matches_numpy(dtype, rows, k, n, bias):
+    r = np.random.default_rng(rows * 1000 + n)
+    x, w = r.standard_normal((rows, k)).astype(dtype), r.standard_normal((n, k)).astype(dtype)
+    b = r.standard_normal(n).astype(dtype) if bias else None
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+    outs = []
+    for threads in (1, 2):  # (300, 261) is split between two threads
+        ember.set_num_threads(threads)
+        try:
+            out = np.full((rows, n), np.nan, dtype)
+            native.kernel("dense_rows")(x, w, b, out, rows, k, n)
+        finally:
+            ember.set_num_threads(2)
+        outs.append(out)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(outs[0], ref, **tol)
+    np.testing.assert_array_equal(outs[0], outs[1])  # the split keeps each output's sums
+
+
+@needs_native
+def test_dense_rows_threads_survive_many_calls_and_fork():
+    # back-to-back calls of mixed sizes (the helper thread spinning, claiming, sleeping) and a
+    # forked child, which has no helper thread and must start its own
+    r = np.random.default_rng(0)
+    k = native.kernel("dense_rows")
+    cases = []
+    for n in (256, 512, 17):
+        w = r.standard_normal((n, 300)).astype(np.float32)
+        x = r.standard_normal((1, 300)).astype(np.float32)
+        cases.append((x, w, x.astype(np.float64) @ w.T.astype(np.float64)))
+    for i in range(3000):
+        x, w, ref = cases[i % 3]
+        out = np.empty((1, w.shape[0]), np.float32)
+        k(x, w, None, out, 1, 300, w.shape[0])
+        np.testing.assert_allclose(out, ref, rtol=2e-5, atol=2e-4)
+    pid = os.fork()
+    if pid == 0:  # child: report by exit status only
+        ok = True
+        try:
+            for x, w, ref in cases * 50:
+                out = np.empty((1, w.shape[0]), np.float32)
+                k(x, w, None, out, 1, 300, w.shape[0])
+                ok = ok and np.allclose(out, ref, rtol=2e-5, atol=2e-4)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_num_threads_setting():
+    before = ember.get_num_threads()
+    try:
+        ember.set_num_threads(1)
+        assert ember.get_num_threads() == 1
+        if native.available():
+            assert native.kernel("get_threads")() == 1
+        ember.set_num_threads(4)
+        assert ember.get_num_threads() == 4
+        if native.available():
+            assert native.kernel("get_threads")() == 2  # one helper at most
+    finally:
+        ember.set_num_threads(before)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="set_num_threads: expected a positive int"):
+            ember.set_num_threads(bad)
+
+
+@needs_native
+def test_dense_rows_argument_errors():
+    k = native.kernel("dense_rows")
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        k(x, w, None, np.empty((2, 4), np.float32), 0, 3, 4)
+    with pytest.raises(ValueError, match="weight"):
+        k(x, np.ones((4, 2), np.float32), None, np.empty((2, 4), np.float32), 2, 3, 4)
+    with pytest.raises((ValueError, TypeError), match="weight"):
+        k(x, w.astype(np.float64), None, np.empty((2, 4), np.float32), 2, 3, 4)
+    with pytest.raises((ValueError, BufferError), match="read-only"):
+        out = np.empty((2, 4), np.float32)
+        out.flags.writeable = False
+        k(x, w, None, out, 2, 3, 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 300), (3, 300), (300,), (4, 300), (5, 300)])
+@pytest.mark.usefixtures("kernels")
+def test_linear_small_batches_match_torch(shape):
+    torch = pytest.importorskip("torch")
+    from tests.nn.harness import check_module
+
+    x = np.random.default_rng(3).standard_normal(shape)
+    check_module(lambda: ember.nn.Linear(300, 261), lambda: torch.nn.Linear(300, 261), [x])
+    check_module(lambda: ember.nn.Linear(300, 6, bias=False),
+                 lambda: torch.nn.Linear(300, 6, bias=False), [x], dtype=np.float64)

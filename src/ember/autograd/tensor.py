@@ -80,22 +80,39 @@ class Tensor(TensorBase):
         This is the hottest path of the framework (every op of every forward pass), so it is
         written for speed: one pass over the arguments, one forward call, one node.
         """
-        arrays = []
         needs_grad = False
-        for a in args:
-            if isinstance(a, Tensor):
-                arrays.append(a._data)
-                if a._requires_grad:
-                    needs_grad = True
-            else:
-                arrays.append(a)
-        if not (needs_grad and STATE.enabled and prim.differentiable):
-            out = _forward(prim, ops.base.NULL_CTX, arrays, attrs)
+        if STATE.enabled and prim.differentiable:
+            arrays = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    arrays.append(a._data)
+                    if a._requires_grad:
+                        needs_grad = True
+                else:
+                    arrays.append(a)
+        else:  # no_grad (an inference) or an op without a gradient
+            arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        if not needs_grad:
+            # no graph: the forward call and the new tensor written out here, not through
+            # _forward and _wrap_view (this is every op of an inference)
+            try:
+                out = prim.forward(NULL_CTX, *arrays, **attrs)
+            except (ValueError, IndexError, TypeError) as e:
+                _raise_named(prim, e, arrays)
             if STATE.anomaly:  # the only cost of anomaly mode when it is off
                 check_forward(prim, args, attrs, out if isinstance(out, tuple) else (out,))
-            if isinstance(out, tuple):
-                return tuple(_wrap_view(prim, o, args) for o in out)
-            return _wrap_view(prim, out, args)
+            if type(out) is not np.ndarray or prim.view:
+                if isinstance(out, tuple):
+                    return tuple(_wrap_view(prim, o, args) for o in out)
+                return _wrap_view(prim, out, args)
+            t = _new(Tensor)
+            t._data = out
+            t._requires_grad = False
+            t.grad = t.grad_fn = t._hooks = t._base = None
+            t._output_nr = 0
+            t._retains_grad = False
+            t._version = [0]
+            return t
         ctx = Context()
         out = _forward(prim, ctx, arrays, attrs)
         if type(out) is np.ndarray:  # one output: the common case
@@ -536,11 +553,21 @@ def _forward(prim, ctx, arrays, attrs):
     try:
         return prim.forward(ctx, *arrays, **attrs)
     except (ValueError, IndexError, TypeError) as e:
-        name = prim.op_name()
-        if getattr(e, "ember", False) or str(e).startswith(name + ":"):
-            raise  # already names the op
-        shapes = ", ".join(_describe(i, a) for i, a in enumerate(arrays))
-        raise type(e)(f"{name}: {e} ({shapes})") from e
+        _raise_named(prim, e, arrays)
+
+
+def _raise_named(prim, e, arrays):
+    """Re-raise ``e`` (raised by ``prim``'s forward) with the op's name and the input shapes
+    in front, unless it already names the op."""
+    name = prim.op_name()
+    if getattr(e, "ember", False) or str(e).startswith(name + ":"):
+        raise e  # already names the op
+    shapes = ", ".join(_describe(i, a) for i, a in enumerate(arrays))
+    raise type(e)(f"{name}: {e} ({shapes})") from e
+
+
+_new = object.__new__
+NULL_CTX = ops.base.NULL_CTX
 
 
 def _wrap_view(prim, out, args, node=None):
@@ -644,8 +671,10 @@ logical_xor isnan isinf isfinite nan_to_num diagonal movedim swapaxes sort argso
 msort t
 """.split()
 for _name in _OPS_METHODS:
-    setattr(Tensor, _name, _method(_name))
-del _name
+    # a plain function bound as is (one call less per method call); anything else wrapped
+    _fn = getattr(ops, _name)
+    setattr(Tensor, _name, _fn if type(_fn) is type(_method) else _method(_name))
+del _name, _fn
 
 
 def _where(self, condition, other):

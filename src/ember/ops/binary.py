@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import dtypes as dt
-from .base import Primitive, TensorBase, call, dtype_of, shape_of
+from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .reduce import sum_to
 
 __all__ = ["check_broadcast", "promote", "cast", "add", "sub", "subtract", "mul", "multiply",
@@ -141,8 +141,9 @@ def cast(x, dtype):
 class Add(Primitive):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (shape_of(a), shape_of(b))
-        ctx.alpha = alpha
+        if ctx is not NULL_CTX:  # (a no-grad call keeps nothing)
+            ctx.shapes = (shape_of(a), shape_of(b))
+            ctx.alpha = alpha
         return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
 
     @staticmethod
@@ -158,8 +159,9 @@ class Add(Primitive):
 class Sub(Primitive):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (shape_of(a), shape_of(b))
-        ctx.alpha = alpha
+        if ctx is not NULL_CTX:  # (a no-grad call keeps nothing)
+            ctx.shapes = (shape_of(a), shape_of(b))
+            ctx.alpha = alpha
         return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
 
     @staticmethod

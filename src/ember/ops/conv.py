@@ -434,28 +434,46 @@ def _small_direct(x, w, b, stride, pads, dilation, out_size):
     """A small no-grad convolution (a batch-1 inference) by the compiled direct kernel, which
     skips the unfold, GEMM and transpose calls whose fixed costs dominate there; else None."""
     k = native.kernel("conv2d_small")
-    if (k is None or x.dtype not in BLAS_FLOATS or w.dtype != x.dtype or w.shape[0] > 512
+    if (k is None or x.dtype not in BLAS_FLOATS or w.dtype != x.dtype
             or (b is not None and b.dtype != x.dtype) or not x.flags.c_contiguous
             or not w.flags.c_contiguous):
         return None
+    key = (x.shape, w.shape, stride, pads, dilation, out_size)
+    plan = _DIRECT_PLANS.get(key, False)
+    if plan is False:
+        plan = _direct_plan(x.shape, w.shape, stride, pads, dilation, out_size)
+        if len(_DIRECT_PLANS) >= 256:
+            _DIRECT_PLANS.clear()
+        _DIRECT_PLANS[key] = plan
+    if plan is None:
+        return None
+    out = np.empty(plan[1], x.dtype)
+    k(x, w, b if b is None or b.flags.c_contiguous else np.ascontiguousarray(b), out, plan[0])
+    return out
+
+
+_DIRECT_PLANS: dict = {}  # the arguments of _small_direct -> _direct_plan's answer
+
+
+def _direct_plan(xs, ws, stride, pads, dilation, out_size):
+    """(the kernel's 15 sizes, the output shape) of a convolution ``conv2d_small`` should run,
+    or None when it should not (too large, or too few taps per output)."""
     if out_size is None:
-        out_size = conv_out_size(x.shape[2:], w.shape[2:], stride, pads, dilation)
-    if min(out_size) < 1 or x.size == 0 or w.size == 0:
+        out_size = conv_out_size(xs[2:], ws[2:], stride, pads, dilation)
+    n, o = xs[0], ws[0]
+    if min(out_size) < 1 or 0 in xs or 0 in ws or o > 512:
         return None
-    n, o = x.shape[0], w.shape[0]
-    if n * math.prod(out_size) * w[0].size * o > _DIRECT_MAX_MACS:
+    if n * math.prod(out_size) * math.prod(ws[1:]) * o > _DIRECT_MAX_MACS:
         return None
-    if x.ndim == 4 and w[0].size < 64:  # few taps per output (LeNet's first layer): GEMM wins
+    if len(xs) == 4 and math.prod(ws[1:]) < 64:  # few taps per output (LeNet's first layer)
         return None
-    if x.ndim == 3:  # 1-D as 2-D with one row
-        dims = (n, x.shape[1], 1, x.shape[2], o, 1, w.shape[2], 1, stride[0], 0, pads[0][0],
+    if len(xs) == 3:  # 1-D as 2-D with one row
+        dims = (n, xs[1], 1, xs[2], o, 1, ws[2], 1, stride[0], 0, pads[0][0],
                 1, dilation[0], 1, out_size[0])
     else:
-        dims = (n, x.shape[1]) + x.shape[2:] + (o,) + w.shape[2:] + tuple(stride) + (
+        dims = (n, xs[1]) + xs[2:] + (o,) + ws[2:] + tuple(stride) + (
             pads[0][0], pads[1][0]) + tuple(dilation) + tuple(out_size)
-    out = np.empty((n, o) + tuple(out_size), x.dtype)
-    k(x, w, None if b is None else np.ascontiguousarray(b), out, dims)
-    return out
+    return dims, (n, o) + tuple(out_size)
 
 
 def _transpose_ref(g, w, groups, stride, pads, dilation, in_size):

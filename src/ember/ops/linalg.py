@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import native
 from .arrays import column_sums
-from .base import Primitive, TensorBase, call, dtype_of, shape_of
+from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 
 __all__ = [
     "linear",
@@ -547,8 +548,13 @@ class Linear(Primitive):
 
     @staticmethod
     def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
+        if ctx is not NULL_CTX:  # (a no-grad call keeps nothing)
+            ctx.save_for_backward(x, w)
+            ctx.has_bias = b is not None
+        if x.ndim <= 2 and (x.shape[0] if x.ndim == 2 else 1) <= _DENSE_MAX_ROWS:
+            out = _dense_rows(x, w, b)
+            if out is not None:
+                return out
         out = np.matmul(x, w.T) if x.ndim <= 2 else np.matmul(
             x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
         if b is not None:
@@ -576,6 +582,24 @@ class Linear(Primitive):
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
+_DENSE_MAX_ROWS = 4  # from 8 rows on, a BLAS product is faster than dense_rows (NOTES.md)
+
+
+def _dense_rows(x, w, b):
+    """``x @ w.T + b`` for at most a few rows by the compiled ``dense_rows`` kernel, or None
+    when it cannot run (not built, switched off, or arrays it does not take)."""
+    k = native.kernel("dense_rows")
+    if k is None or not x.size:
+        return None
+    n, kk = w.shape
+    out = np.empty(x.shape[:-1] + (n,), x.dtype)
+    try:  # the kernel checks the rest: one float dtype, C-contiguous, the sizes
+        k(x, w, b, out, x.size // kk, kk, n)
+    except (TypeError, ValueError, BufferError):
+        return None  # (float16, integers, a strided view ...): the NumPy path
+    return out
+
+
 def _linear_backward_np(ctx, g, x, w):
     """:class:`Linear`'s backward on arrays (no graph to record): straight NumPy calls."""
     g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
@@ -587,6 +611,9 @@ def _linear_backward_np(ctx, g, x, w):
     if ctx.has_bias and _needs(ctx, 2):
         gb = column_sums(g2)
     return (gx, gw, gb) if ctx.has_bias else (gx, gw)
+
+
+_NO_ATTRS: dict = {}  # (never written to)
 
 
 def linear(input, weight, bias=None):
@@ -604,6 +631,8 @@ def linear(input, weight, bias=None):
         if ba is None:
             return call(Linear, input, weight)
         if type(ba) is np.ndarray and ba.shape == wa.shape[:1] and ba.dtype is wa.dtype:
+            if xa is not input:  # a tensor: straight to autograd (call's dispatch, inlined)
+                return input._apply_primitive(Linear, (input, weight, bias), _NO_ATTRS)
             return call(Linear, input, weight, bias)
     si, sw = shape_of(input), shape_of(weight)
     if len(sw) != 2 or not si or si[-1] != sw[1]:

@@ -26,10 +26,12 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "permute", "transpose", "
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    return tuple(map(int, shape))
 
 
 def _infer_shape(shape: tuple, numel: int, op: str, in_shape: tuple) -> tuple:
+    if shape and min(shape) >= 0 and math.prod(shape) == numel:
+        return shape  # the usual case: every size given
     unknown = [i for i, s in enumerate(shape) if s == -1]
     if len(unknown) > 1:
         raise RuntimeError(f"{op}: only one dimension can be -1, got shape {shape}")
@@ -394,11 +396,16 @@ def squeeze(input, dim=None):
     return reshape(input, tuple(s for i, s in enumerate(shape) if i not in axes))
 
 
+def _view_as_shape(input, shape: tuple):
+    """``input`` reshaped to ``shape``, already checked to hold the same number of elements."""
+    return input if shape == shape_of(input) else call(Reshape, input, shape=shape)
+
+
 def unsqueeze(input, dim: int):
     """Insert a size-1 dim at ``dim``. Matches ``torch.unsqueeze``."""
     shape = shape_of(input)
     d = normalize_dim(dim, len(shape) + 1, "unsqueeze")
-    return reshape(input, shape[:d] + (1,) + shape[d:])
+    return call(Reshape, input, shape=shape[:d] + (1,) + shape[d:])
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
@@ -410,10 +417,7 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1):
     e = normalize_dim(end_dim, len(shape), "flatten")
     if s > e:
         raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    n = 1
-    for x in shape[s:e + 1]:
-        n *= x
-    return reshape(input, shape[:s] + (n,) + shape[e + 1:])
+    return _view_as_shape(input, shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
 
 
 def ravel(input):

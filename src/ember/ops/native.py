@@ -30,14 +30,54 @@ except ImportError:  # pragma: no cover - depends on the install
     _lib = None
 
 # the kernels csrc/ defines (module.c lists them; each family's file names the op that calls it)
-KERNELS = ("lstm_fwd", "lstm_bwd", "xent_fwd", "xent_bwd", "softmax_rows",
+KERNELS = ("dense_rows", "lstm_fwd", "lstm_bwd", "xent_fwd", "xent_bwd", "softmax_rows",
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
            "scatter_add", "maxpool_fwd", "maxpool_bwd",
            "index_add_rows", "conv2d_small",
            "gather", "lstm_seq", "swap01",
-           "adam_many", "sgd_many")
+           "adam_many", "sgd_many", "set_threads", "get_threads")
 
 _on = _lib is not None and os.environ.get("EMBER_NATIVE", "1") != "0"
+
+
+def _default_threads() -> int:
+    """``EMBER_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may use."""
+    for var in ("EMBER_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_threads = _default_threads()
+if _lib is not None:
+    _lib.set_threads(_threads)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads ember's own compiled kernels may use. Matches ``torch.set_num_threads``.
+
+    Today one kernel splits its work: the dense layer at batch 1-4 (``dense_rows``), whose
+    two halves run on the calling thread and one helper thread, so any ``n >= 2`` means two.
+    ``n = 1`` keeps every kernel on the calling thread. The default comes from
+    ``EMBER_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs the process may use. NumPy's
+    BLAS has its own setting (``OPENBLAS_NUM_THREADS`` at start-up).
+    """
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    _threads = n
+    if _lib is not None:
+        _lib.set_threads(n)
+
+
+def get_num_threads() -> int:
+    """The count set by :func:`set_num_threads` (or its default). Matches
+    ``torch.get_num_threads``."""
+    return _threads
 
 
 def available() -> bool:

@@ -23,6 +23,7 @@ class _Activation(Module):
 
     fn: str = ""
     settings: tuple = ()
+    _kw_names: tuple = ()  # the settings passed to the function (all but inplace)
     _positional = False  # repr shows bare values (Hardshrink(0.5))
     _hide_inplace = False  # repr never shows inplace (Hardswish, Hardsigmoid)
 
@@ -41,8 +42,11 @@ class _Activation(Module):
             setattr(self, n, v)
 
     def forward(self, input):
-        kwargs = {n: getattr(self, n) for n, _ in self.settings if n != "inplace"}
-        return getattr(ops, self.fn)(input, **kwargs)
+        names = self._kw_names
+        if not names:  # ReLU, Sigmoid, Tanh ...: no setting reaches the function
+            return getattr(ops, self.fn)(input)
+        d = self.__dict__
+        return getattr(ops, self.fn)(input, **{n: d[n] for n in names})
 
     def extra_repr(self) -> str:
         # PyTorch's format: every setting but inplace, which is shown only when True
@@ -61,6 +65,7 @@ class _Activation(Module):
 
 def _act(name: str, fn: str, settings=(), doc: str = "", **attrs):
     attrs.update({"fn": fn, "settings": tuple(settings),
+                  "_kw_names": tuple(n for n, _ in settings if n != "inplace"),
                   "__doc__": (doc or f"Applies ``{fn}`` elementwise.") +
                   f" Matches ``torch.nn.{name}``."})
     return type(name, (_Activation,), attrs)

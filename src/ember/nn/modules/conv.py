@@ -142,7 +142,12 @@ class _Conv(_ConvNd):
 
     _lean = None
 
-    def _lean_plan(self, key):
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name != "_lean":  # a setting may have changed: plan again on the next call
+            self.__dict__.pop("_lean", None)
+
+    def _lean_plan(self):
         """Arguments of the primitive for inputs that pass :meth:`forward`'s quick checks."""
         attrs = None
         if self.padding_mode == "zeros" or not any(lo or hi for lo, hi in self._pads):
@@ -152,20 +157,18 @@ class _Conv(_ConvNd):
         min_in = tuple(d * (k - 1) + 1 - lo - hi for d, k, (lo, hi) in
                        zip(self.dilation, self.kernel_size, self._pads))
         wshape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self._lean = lean = (key, attrs, min_in, wshape, {})
+        self._lean = lean = (None, attrs, min_in, wshape, {})
         return lean
 
     def forward(self, input):
         # lean path (every call of a plain layer): the argument checks that construction already
         # guarantees are skipped, the rest are a few tuple comparisons
-        key = (self.stride, self._pads, self.dilation, self.groups, self.padding_mode)
         lean = self._lean
-        if lean is None or lean[0] != key:
-            lean = self._lean_plan(key)
+        if lean is None:
+            lean = self._lean_plan()
         attrs = lean[1]
         if attrs is not None and isinstance(input, Tensor):
-            params = self._parameters
-            w, b = params["weight"], params["bias"]
+            w, b = self.weight, self.bias
             xs = input._data.shape
             ok = lean[4].get(xs)
             if ok is None:  # batched, the right channels, at least the (dilated) kernel size

@@ -21,7 +21,7 @@ from ... import ops
 from ...autograd import creation
 from ...ops import dtypes as _dt
 from .. import init
-from ..module import Module
+from ..module import _RESERVED, Module, _Members
 from ..parameter import Parameter
 from .attention import MultiheadAttention
 from .container import ModuleList
@@ -67,19 +67,13 @@ def _clone_module(module: Module) -> Module:
     cls = type(module)
     new = cls.__new__(cls)
     d = new.__dict__
-    for key, val in module.__dict__.items():
-        if key == "_parameters":
-            d[key] = OrderedDict(
-                (n, None if p is None else Parameter(p.detach().clone(),
-                                                     requires_grad=p.requires_grad))
-                for n, p in val.items())
-        elif key == "_buffers":
-            d[key] = OrderedDict((n, None if b is None else b.detach().clone())
-                                 for n, b in val.items())
-        elif key == "_modules":
-            d[key] = OrderedDict((n, None if m is None else _clone_module(m))
-                                 for n, m in val.items())
-        elif key in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+    src = module.__dict__
+    members = set(src["_parameters"]) | set(src["_buffers"]) | set(src["_modules"])
+    for key, val in src.items():
+        if key in ("_parameters", "_buffers", "_modules") or (
+                key in members and key not in _RESERVED):
+            continue  # the registries are filled below (they put their members in __dict__)
+        if key in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
             d[key] = OrderedDict(val)
         elif key == "_non_persistent":
             d[key] = set(val)
@@ -88,6 +82,15 @@ def _clone_module(module: Module) -> Module:
                 d[key] = copy.deepcopy(val)
             except TypeError:  # not copyable (e.g. a tensor kept as a plain attribute): share
                 d[key] = val
+    for key in ("_parameters", "_buffers", "_modules"):
+        d[key] = _Members(new)
+    for n, p in src["_parameters"].items():
+        d["_parameters"][n] = None if p is None else Parameter(p.detach().clone(),
+                                                               requires_grad=p.requires_grad)
+    for n, b in src["_buffers"].items():
+        d["_buffers"][n] = None if b is None else b.detach().clone()
+    for n, m in src["_modules"].items():
+        d["_modules"][n] = None if m is None else _clone_module(m)
     return new
 
 

@@ -36,6 +36,8 @@ const int64_t *get_index(Held *h, PyObject *obj, const char *name, Py_ssize_t co
 const int64_t *get_index_below(Held *h, PyObject *obj, const char *name, Py_ssize_t count,
                                Py_ssize_t limit);
 Py_ssize_t count_of(PyObject *obj, char kind);
+/* threads.c: fn(arg, 0) and fn(arg, 1), on the calling thread and the helper thread */
+void run_halves(void (*fn)(void *, int), void *arg);
 char kind_of(PyObject *obj);
 
 /* the module's functions, one file per family */
@@ -59,5 +61,8 @@ PyObject *py_index_add_rows(PyObject *self, PyObject *args);
 PyObject *py_conv2d_small(PyObject *self, PyObject *args);
 PyObject *py_swap01(PyObject *self, PyObject *args);
 PyObject *py_lstm_seq(PyObject *self, PyObject *args);
+PyObject *py_dense_rows(PyObject *self, PyObject *args);
+PyObject *py_set_threads(PyObject *self, PyObject *args);
+PyObject *py_get_threads(PyObject *self, PyObject *args);
 
 #endif
