@@ -91,7 +91,9 @@ class Tensor(TensorBase):
                 else:
                     arrays.append(a)
         else:  # no_grad (an inference) or an op without a gradient
-            arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+            arrays = []  # (a loop: a list comprehension costs a frame of its own in 3.11)
+            for a in args:
+                arrays.append(a._data if isinstance(a, Tensor) else a)
         if not needs_grad:
             # no graph: the forward call and the new tensor written out here, not through
             # _forward and _wrap_view (this is every op of an inference)

@@ -5,13 +5,17 @@
  * caller runs part 0, and it cannot slow a caller down: a part is *claimed* (an atomic
  * compare-and-swap on the job's sequence number) by whichever thread gets to it first, so when
  * the helper is asleep or late the caller simply runs both halves itself. After a job the
- * helper spins for up to SPIN_NS waiting for the next one (batch-1 inference calls come every
- * few microseconds), then sleeps on a condition variable; the caller wakes it, without waiting.
+ * helper polls for up to SPIN_NS for the next one (batch-1 inference calls come every few
+ * microseconds), calling sched_yield() between looks so that any other runnable thread (an
+ * OpenBLAS worker) gets the core at once, then sleeps on a condition variable; the caller
+ * wakes it, without waiting. (Splitting the LSTM cell and optimizer kernels the same way was
+ * tried: during training the second core is OpenBLAS's, and the steps did not get faster.)
  *
  * The helper runs only C code (no Python objects, no GIL). After fork() the child has no helper
  * and starts a new one on first use. set_threads(1) switches it off. */
 #include "native.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -79,7 +83,7 @@ static void *helper_main(void *unused)
                 continue;
             }
         }
-        pause_cpu();
+        sched_yield(); /* give the core to any other runnable thread (OpenBLAS's workers) */
     }
     return NULL;
 }
