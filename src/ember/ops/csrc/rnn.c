@@ -138,62 +138,95 @@ PyObject *py_lstm_bwd(PyObject *self, PyObject *args)
  * per step costs more than the product: h W_hh^T as dot products (W_hh row-major, so each gate
  * reads one contiguous row), then the cell as in lstm_fwd. X (T, B, 4H): input projections in
  * PyTorch's gate order i, f, g, o; hs (T + 1, B, H) holds h0 in hs[0] and receives every step's
- * output in processing order; c (B, H) is updated in place; g is scratch of 4H. */
+ * output in processing order; c (B, H) is updated in place; g is scratch of 4H per row.
+ * Each step is computed as two halves of the hidden units, on two threads when the step is
+ * large enough (seq_part below). */
 #define LSTM_SEQ_KERNEL(T, SUF, EXP, TANH)                                                   \
-    static void lstm_seq_##SUF(const T *X, const T *w, const T *b, T *hs, T *c, T *g,        \
-                               Py_ssize_t steps, Py_ssize_t B, Py_ssize_t H, int reverse)    \
+    /* gate rows q0 <= q < q1 of one batch row: g[q] = w[q] . h + x[q] + b[q] */            \
+    static void gate_rows_##SUF(const T *w, const T *b, const T *h, const T *xr, T *g,      \
+                                Py_ssize_t H, Py_ssize_t q0, Py_ssize_t q1)                  \
     {                                                                                        \
-        for (Py_ssize_t s = 0; s < steps; s++) {                                             \
-            Py_ssize_t t = reverse ? steps - 1 - s : s;                                      \
-            for (Py_ssize_t r = 0; r < B; r++) {                                             \
-                const T *h = hs + (s * B + r) * H, *xr = X + (t * B + r) * 4 * H;            \
-                /* eight rows at a time: eight independent sums in flight (an add's       \
-                 * latency, not the loads, limits one sum); the rest one row at a time */    \
-                Py_ssize_t q = 0;                                                            \
-                for (; q + 8 <= 4 * H; q += 8) {                                             \
-                    const T *w0 = w + q * H, *w1 = w0 + H, *w2 = w1 + H, *w3 = w2 + H;       \
-                    const T *w4 = w3 + H, *w5 = w4 + H, *w6 = w5 + H, *w7 = w6 + H;          \
-                    T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;        \
-                    _Pragma("omp simd reduction(+:a0, a1, a2, a3, a4, a5, a6, a7)")          \
-                    for (Py_ssize_t j = 0; j < H; j++) {                                     \
-                        T hj = h[j];                                                         \
-                        a0 += w0[j] * hj;                                                    \
-                        a1 += w1[j] * hj;                                                    \
-                        a2 += w2[j] * hj;                                                    \
-                        a3 += w3[j] * hj;                                                    \
-                        a4 += w4[j] * hj;                                                    \
-                        a5 += w5[j] * hj;                                                    \
-                        a6 += w6[j] * hj;                                                    \
-                        a7 += w7[j] * hj;                                                    \
-                    }                                                                        \
-                    T sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                            \
-                    for (int u = 0; u < 8; u++)                                              \
-                        g[q + u] = sums[u] + xr[q + u] + (b ? b[q + u] : (T)0);              \
-                }                                                                            \
-                for (; q < 4 * H; q++) {                                                     \
-                    T acc = 0;                                                               \
-                    _Pragma("omp simd reduction(+:acc)")                                     \
-                    for (Py_ssize_t j = 0; j < H; j++)                                       \
-                        acc += w[q * H + j] * h[j];                                          \
-                    g[q] = acc + xr[q] + (b ? b[q] : (T)0);                                  \
-                }                                                                            \
-                T *cr = c + r * H, *hn = hs + ((s + 1) * B + r) * H;                         \
-                _Pragma("omp simd")                                                          \
-                for (Py_ssize_t j = 0; j < H; j++) {                                         \
-                    T i = (T)1 / ((T)1 + EXP(-g[j]));                                        \
-                    T f = (T)1 / ((T)1 + EXP(-g[H + j]));                                    \
-                    T gg = TANH(g[2 * H + j]);                                               \
-                    T o = (T)1 / ((T)1 + EXP(-g[3 * H + j]));                                \
-                    T cv = f * cr[j] + i * gg;                                               \
-                    cr[j] = cv;                                                              \
-                    hn[j] = o * TANH(cv);                                                    \
-                }                                                                            \
+        /* eight rows at a time: eight independent sums in flight (an add's latency, not   \
+         * the loads, limits one sum); the rest one row at a time */                         \
+        Py_ssize_t q = q0;                                                                   \
+        for (; q + 8 <= q1; q += 8) {                                                        \
+            const T *w0 = w + q * H, *w1 = w0 + H, *w2 = w1 + H, *w3 = w2 + H;               \
+            const T *w4 = w3 + H, *w5 = w4 + H, *w6 = w5 + H, *w7 = w6 + H;                  \
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;                \
+            _Pragma("omp simd reduction(+:a0, a1, a2, a3, a4, a5, a6, a7)")                  \
+            for (Py_ssize_t j = 0; j < H; j++) {                                             \
+                T hj = h[j];                                                                 \
+                a0 += w0[j] * hj;                                                            \
+                a1 += w1[j] * hj;                                                            \
+                a2 += w2[j] * hj;                                                            \
+                a3 += w3[j] * hj;                                                            \
+                a4 += w4[j] * hj;                                                            \
+                a5 += w5[j] * hj;                                                            \
+                a6 += w6[j] * hj;                                                            \
+                a7 += w7[j] * hj;                                                            \
+            }                                                                                \
+            T sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                                    \
+            for (int u = 0; u < 8; u++)                                                      \
+                g[q + u] = sums[u] + xr[q + u] + (b ? b[q + u] : (T)0);                      \
+        }                                                                                    \
+        for (; q < q1; q++) {                                                                \
+            T acc = 0;                                                                       \
+            _Pragma("omp simd reduction(+:acc)")                                             \
+            for (Py_ssize_t j = 0; j < H; j++)                                               \
+                acc += w[q * H + j] * h[j];                                                  \
+            g[q] = acc + xr[q] + (b ? b[q] : (T)0);                                          \
+        }                                                                                    \
+    }                                                                                        \
+    /* step s of the sequence for the hidden units u0 <= j < u1 (every batch row): their     \
+     * four gates' rows, then their cells */                                                 \
+    static void lstm_seq_step_##SUF(const T *X, const T *w, const T *b, T *hs, T *c, T *g,   \
+                                    Py_ssize_t s, Py_ssize_t steps, Py_ssize_t B,            \
+                                    Py_ssize_t H, int reverse, Py_ssize_t u0, Py_ssize_t u1) \
+    {                                                                                        \
+        Py_ssize_t t = reverse ? steps - 1 - s : s;                                          \
+        for (Py_ssize_t r = 0; r < B; r++) {                                                 \
+            const T *h = hs + (s * B + r) * H, *xr = X + (t * B + r) * 4 * H;                \
+            T *gr = g + r * 4 * H;                                                           \
+            for (int gate = 0; gate < 4; gate++)                                             \
+                gate_rows_##SUF(w, b, h, xr, gr, H, gate * H + u0, gate * H + u1);           \
+            T *cr = c + r * H, *hn = hs + ((s + 1) * B + r) * H;                             \
+            _Pragma("omp simd")                                                              \
+            for (Py_ssize_t j = u0; j < u1; j++) {                                           \
+                T i = (T)1 / ((T)1 + EXP(-gr[j]));                                           \
+                T f = (T)1 / ((T)1 + EXP(-gr[H + j]));                                       \
+                T gg = TANH(gr[2 * H + j]);                                                  \
+                T o = (T)1 / ((T)1 + EXP(-gr[3 * H + j]));                                   \
+                T cv = f * cr[j] + i * gg;                                                   \
+                cr[j] = cv;                                                                  \
+                hn[j] = o * TANH(cv);                                                        \
             }                                                                                \
         }                                                                                    \
     }
 
 LSTM_SEQ_KERNEL(float, f, expf, tanh_via_exp)
 LSTM_SEQ_KERNEL(double, d, exp, tanh)
+
+/* One step of lstm_seq as two halves of the hidden units (threads.c): each half's gates and
+ * cells need only the previous step's whole h, so the halves meet once per step. */
+#define SEQ_SPLIT (1 << 14) /* multiply-adds per step: above this two threads share a step */
+typedef struct {
+    void *p[5], *g;
+    Py_ssize_t s, steps, B, H, half;
+    int reverse;
+    char kind;
+} SeqJob;
+
+static void seq_part(void *arg, int part)
+{
+    const SeqJob *j = arg;
+    Py_ssize_t u0 = part ? j->half : 0, u1 = part ? j->H : j->half;
+    if (j->kind == 'f')
+        lstm_seq_step_f(j->p[0], j->p[1], j->p[2], j->p[3], j->p[4], j->g, j->s, j->steps, j->B,
+                        j->H, j->reverse, u0, u1);
+    else
+        lstm_seq_step_d(j->p[0], j->p[1], j->p[2], j->p[3], j->p[4], j->g, j->s, j->steps, j->B,
+                        j->H, j->reverse, u0, u1);
+}
 
 PyObject *py_lstm_seq(PyObject *self, PyObject *args)
 {
@@ -212,16 +245,23 @@ PyObject *py_lstm_seq(PyObject *self, PyObject *args)
     void *p[5];
     if (get_all(&h, o, names, "rrRww", counts, 5, k, p) < 0)
         return NULL;
-    void *g = malloc((size_t)(4 * H) * (k == 'f' ? 4 : 8));
+    void *g = malloc((size_t)(4 * H * B) * (k == 'f' ? 4 : 8)); /* each row's gates */
     if (!g) {
         release_all(&h);
         return PyErr_NoMemory();
     }
+    SeqJob job = {{p[0], p[1], p[2], p[3], p[4]}, g, 0, steps, B, H, H, reverse, k};
+    int halves = 4 * H * H * B >= SEQ_SPLIT && H >= 2;
+    if (halves)
+        job.half = H / 2;
     Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
-        lstm_seq_f(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
-    else
-        lstm_seq_d(p[0], p[1], p[2], p[3], p[4], g, steps, B, H, reverse);
+    for (Py_ssize_t s = 0; s < steps; s++) {
+        job.s = s;
+        if (halves)
+            run_halves(seq_part, &job);
+        else
+            seq_part(&job, 0);
+    }
     Py_END_ALLOW_THREADS
     free(g);
     release_all(&h);

@@ -8,8 +8,14 @@
  * helper polls for up to SPIN_NS for the next one (batch-1 inference calls come every few
  * microseconds), calling sched_yield() between looks so that any other runnable thread (an
  * OpenBLAS worker) gets the core at once, then sleeps on a condition variable; the caller
- * wakes it, without waiting. (Splitting the LSTM cell and optimizer kernels the same way was
- * tried: during training the second core is OpenBLAS's, and the steps did not get faster.)
+ * wakes it, without waiting.
+ *
+ * The helper only finds a free core when OpenBLAS is quiet: after a multi-threaded BLAS call,
+ * OpenBLAS's worker keeps polling on the other core for a long while, and the helper rarely
+ * gets to claim a part (measured: an LSTM sequence after a GEMM ran at single-thread speed).
+ * So the split pays in batch-1 inference of dense layers and LSTMs, and splitting the training
+ * kernels (LSTM cells, optimizer updates, im2col) the same way was tried and dropped: the
+ * training steps, full of GEMMs, did not get faster. */
  *
  * The helper runs only C code (no Python objects, no GIL). After fork() the child has no helper
  * and starts a new one on first use. set_threads(1) switches it off. */
