@@ -546,13 +546,14 @@ def test_dense_rows_kernel_matches_numpy(dtype, rows, k, n, bias):
     b = r.standard_normal(n).astype(dtype) if bias else None
     ref = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
     outs = []
+    before = ember.get_num_threads()
     for threads in (1, 2):  # (300, 261) is split between two threads
         ember.set_num_threads(threads)
         try:
             out = np.full((rows, n), np.nan, dtype)
             native.kernel("dense_rows")(x, w, b, out, rows, k, n)
         finally:
-            ember.set_num_threads(2)
+            ember.set_num_threads(before)
         outs.append(out)
     tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(outs[0], ref, **tol)
@@ -633,3 +634,32 @@ def test_linear_small_batches_match_torch(shape):
     check_module(lambda: ember.nn.Linear(300, 261), lambda: torch.nn.Linear(300, 261), [x])
     check_module(lambda: ember.nn.Linear(300, 6, bias=False),
                  lambda: torch.nn.Linear(300, 6, bias=False), [x], dtype=np.float64)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_lstm_sequence_kernel_split_over_threads(dtype, batch):
+    # hidden size 70: each step is large enough to be split in two halves of 35 units (odd
+    # sizes exercise the kernel's row remainders); the split must not change a bit, and both
+    # must match the NumPy path
+    ember.manual_seed(0)
+    lstm = ember.nn.LSTM(16, 70, bidirectional=True,
+                         dtype=ember.float64 if dtype == np.float64 else ember.float32)
+    x = ember.tensor(np.random.default_rng(1).standard_normal((9, batch, 16)).astype(dtype))
+    runs = []
+    before = ember.get_num_threads()
+    for on, threads in ((True, 1), (True, 2), (False, 1)):
+        native.set_enabled(on)
+        ember.set_num_threads(threads)
+        try:
+            with ember.no_grad():
+                out, (h, c) = lstm(x)
+            runs.append([out.numpy(), h.numpy(), c.numpy()])
+        finally:
+            native.set_enabled(True)
+            ember.set_num_threads(before)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    for one, two, ref in zip(*runs):
+        np.testing.assert_array_equal(one, two)
+        np.testing.assert_allclose(one, ref, **tol)
