@@ -68,6 +68,9 @@ def _graph(g, x) -> bool:
 
 
 # ============================================================================ piecewise linear
+_NO_ATTRS: dict = {}  # (never written to)
+
+
 class Relu(Primitive):
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's convention)."""
 
@@ -445,6 +448,8 @@ class LogSoftmax(Primitive):
 # ============================================================================ public functions
 def relu(input, inplace: bool = False):
     """max(x, 0). Matches ``torch.relu`` / ``F.relu`` (``inplace`` is ignored)."""
+    if isinstance(input, TensorBase):  # (call's dispatch, inlined: relu runs everywhere)
+        return input._apply_primitive(Relu, (input,), _NO_ATTRS)
     return call(Relu, input)
 
 

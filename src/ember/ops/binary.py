@@ -138,6 +138,9 @@ def cast(x, dtype):
     return call(Cast, x, dtype=dtype)
 
 
+_NO_ATTRS: dict = {}  # (never written to)
+
+
 class Add(Primitive):
     @staticmethod
     def forward(ctx, a, b, alpha=1):
@@ -397,6 +400,10 @@ class LogicalNot(Primitive):
 # ---------------------------------------------------------------------------- public functions
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting. Matches ``torch.add``."""
+    if alpha == 1 and isinstance(input, TensorBase) and isinstance(other, TensorBase):
+        xa, xb = input._data, other._data
+        if xa.dtype is xb.dtype and xa.shape == xb.shape:  # nothing to promote or broadcast
+            return input._apply_primitive(Add, (input, other), _NO_ATTRS)
     a, b = promote(input, other, "add")
     return call(Add, a, b, alpha=alpha)
 

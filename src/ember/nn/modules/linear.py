@@ -9,12 +9,17 @@ import math
 
 from ... import ops
 from ...autograd import creation
+from ...autograd.tensor import Tensor
+from ...ops.linalg import Linear as LinearOp
 from .. import init
 from ..functional import basic as F
 from ..module import Module
 from ..parameter import Parameter
 
 __all__ = ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
+
+_LEAN_BIAS = (Parameter, type(None))
+_NO_ATTRS: dict = {}  # (never written to)
 
 
 class Identity(Module):
@@ -66,11 +71,21 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
+        w, b = self.weight, self.bias
+        # lean path (every call of a plain layer): what ops.linear would check, on the arrays
+        if type(input) is Tensor and type(w) is Parameter and type(b) in _LEAN_BIAS:
+            x, wa = input._data, w._data
+            if (x.ndim and x.shape[-1] == self.in_features and x.dtype is wa.dtype
+                    and wa.shape == (self.out_features, self.in_features)
+                    and (b is None or (b._data.dtype is wa.dtype
+                                       and b._data.shape == (self.out_features,)))):
+                return input._apply_primitive(LinearOp, (input, w) if b is None else
+                                              (input, w, b), _NO_ATTRS)
         shape = input.shape
         if not shape or shape[-1] != self.in_features:
             raise self._error(f"expected input of shape (*, {self.in_features}), got "
                               f"{tuple(shape)}")
-        return ops.linear(input, self.weight, self.bias)
+        return ops.linear(input, w, b)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
