@@ -399,6 +399,31 @@ def test_gradcheck_and_gradgradcheck(mode):
     assert gradgradcheck(f, (x, h, c, w))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_gradcheck_last_state_only(mode):
+    # the output sequence unused: its gradient reaches the recurrence as None (not zeros),
+    # on the plain, the double-backward and the packed (non-dense) paths
+    from ember.autograd.gradcheck import gradcheck, gradgradcheck
+
+    m = getattr(ember.nn, mode)(2, 3, 1, bidirectional=True).double()
+    lstm = mode == "LSTM"
+    x = ember.tensor(_rand(4, 2, 2), requires_grad=True)
+    h = ember.tensor(_rand(2, 2, 3, seed=4), requires_grad=True)
+
+    def f(x, h):
+        return m(x)[1][1] if lstm else m(x, h)[1]
+
+    assert gradcheck(f, (x, h))
+    assert gradgradcheck(f, (x, h))
+
+    def packed(x):
+        seq = ernn.pack_padded_sequence(x, [4, 2], enforce_sorted=True)
+        st = m(seq)[1]
+        return st[0] if lstm else st
+
+    assert gradcheck(packed, (x,))
+
+
 def test_gradcheck_packed():
     from ember.autograd.gradcheck import gradcheck
 

@@ -290,7 +290,7 @@ def _run_nodes(order, node_grads, leaf_grads, create_graph, retain_graph, needed
         if needed is not None and id(node) not in needed:
             continue
         for nr, g in enumerate(grads):
-            if g is None:
+            if g is None and getattr(node.prim, "materialize_grads", True):
                 shape, dtype = node.out_meta[nr]
                 z = ops.zeros_array(shape, dtype)
                 grads[nr] = _wrap_if_array(z) if create_graph else z

@@ -64,6 +64,10 @@ class Primitive:
     #: True when the output may share memory with input 0 (reshape, transpose, slicing ...);
     #: such an output shares input 0's version counter, so in-place changes are detected.
     view = False
+    #: False when backward accepts None for an output that received no gradient (instead of
+    #: an array of zeros built and handed to it): a recurrence whose full output sequence is
+    #: unused, for instance.
+    materialize_grads = True
 
     @staticmethod
     def forward(ctx, *args, **attrs):

@@ -583,10 +583,13 @@ def _dense_backward(mode, cache, g_outs, g_hs, g_cs, ws, w_hrs, T, reverses, nee
     D, B, Hout = hs.shape[1:]
     dt = hs.dtype
     go = None
-    if any(g.any() for g in g_outs):
+    if any(g is not None and g.any() for g in g_outs):
         go = np.empty((T, D, B, Hout), dtype=dt)
         for d in range(D):
-            go[:, d] = _timeline(g_outs[d], T, reverses[d])
+            if g_outs[d] is None:  # (this direction's outputs unused)
+                go[:, d] = 0
+            else:
+                go[:, d] = _timeline(g_outs[d], T, reverses[d])
     W = _stack(ws, dt)
     dh = np.array(_stack(g_hs, dt), dtype=dt, copy=True)
     dc = None
@@ -879,15 +882,24 @@ def _run_forward(ctx, mode, dirs, batch_sizes):
     res = []
     for d in range(len(dirs)):
         res += [outs[d], hs[d]] + ([cs[d]] if mode == "LSTM" else [])
+    if keep:
+        ctx.out_meta = [(np.shape(o), o.dtype) for o in res]
     return tuple(res)
 
 
 def _run_backward(ctx, grads):
-    """Gradients of the inputs of :func:`_run_forward` (six per direction)."""
+    """Gradients of the inputs of :func:`_run_forward` (six per direction).
+
+    An output that received no gradient arrives as None (the primitives do not have the engine
+    materialize zeros): the dense path skips an unused output sequence (a classifier reading
+    only h_n), every other None becomes zeros here."""
     mode, batch_sizes, reverses = ctx.args
     D = len(reverses)
     saved = ctx.saved
     k = 3 if mode == "LSTM" else 2
+    dense_np = ctx.dense and not any(isinstance(v, TensorBase) for v in grads)
+    grads = tuple(g if g is not None or (dense_np and i % k == 0) else
+                  np.zeros(*ctx.out_meta[i]) for i, g in enumerate(grads))
     g = [grads[d * k:(d + 1) * k] + ((None,) if k == 2 else ()) for d in range(D)]
     graph = any(isinstance(v, TensorBase) for v in saved[:6 * D] + tuple(grads))
     if not graph and ctx.dense:
@@ -921,6 +933,8 @@ class RnnSequence(Primitive):
     """A whole recurrence over a packed sequence: inputs (xp, h0, c0, w_hh, b_hh, w_hr), outputs
     (out, h_n[, c_n]); ``c0``, ``b_hh`` and ``w_hr`` may be None."""
 
+    materialize_grads = False  # (see _run_backward)
+
     @staticmethod
     def forward(ctx, xp, h0, c0, w, b, w_hr, mode, batch_sizes, reverse):
         return _run_forward(ctx, mode, [(xp, h0, c0, w, b, w_hr, reverse)], batch_sizes)
@@ -934,6 +948,8 @@ class BiRnnSequence(Primitive):
     """Both directions of a bidirectional layer, stepped together: inputs (xp, h0, c0, w_hh,
     b_hh, w_hr) of the forward then of the reverse direction; outputs (out, h_n[, c_n]) of
     each direction."""
+
+    materialize_grads = False  # (see _run_backward)
 
     @staticmethod
     def forward(ctx, xf, hf, cf, wf, bf, rf, xr, hr, cr, wr, br, rr, mode, batch_sizes):
