@@ -19,7 +19,16 @@ CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fope
 if os.environ.get("EMBER_NATIVE_CFLAGS"):
     CFLAGS = shlex.split(os.environ["EMBER_NATIVE_CFLAGS"])
 
+# NumPy's headers let the kernels read array arguments directly (helpers.c); without them
+# (NumPy not importable at build time) the extension reads them through the buffer protocol.
+try:
+    import numpy
+
+    NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("EMBER_HAVE_NUMPY", "1")])
+except ImportError:  # pragma: no cover - pyproject.toml lists numpy as a build requirement
+    NUMPY = {}
+
 setup(ext_modules=[Extension(
     "ember.ops._native", sources=sorted(glob.glob("src/ember/ops/csrc/*.c")),
     depends=["src/ember/ops/csrc/native.h"], extra_compile_args=CFLAGS,
-    extra_link_args=["-lm", "-lpthread"], optional=True)])
+    extra_link_args=["-lm", "-lpthread"], optional=True, **NUMPY)])

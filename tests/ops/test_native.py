@@ -663,3 +663,44 @@ def test_lstm_sequence_kernel_split_over_threads(dtype, batch):
     for one, two, ref in zip(*runs):
         np.testing.assert_array_equal(one, two)
         np.testing.assert_allclose(one, ref, **tol)
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: the kernels read it through the buffer protocol, not NumPy's API."""
+
+
+@needs_native
+@pytest.mark.parametrize("wrap", [lambda a: a, lambda a: a.view(_Sub)], ids=["ndarray", "sub"])
+def test_array_arguments_read_directly_or_as_buffers(wrap):
+    # plain arrays are read through NumPy's C API, anything else through the buffer protocol:
+    # the same results and the same errors either way
+    lib = native._lib
+    r = np.random.default_rng(0)
+    x = r.standard_normal((2, 5)).astype(np.float32)
+    w = r.standard_normal((3, 5)).astype(np.float32)
+    out = wrap(np.empty((2, 3), np.float32))
+    lib.dense_rows(wrap(x), wrap(w), None, out, 2, 5, 3)
+    np.testing.assert_allclose(np.asarray(out), x @ w.T, rtol=2e-6, atol=2e-6)
+    mv = np.empty((2, 3), np.float32)
+    lib.dense_rows(memoryview(x), memoryview(w), None, memoryview(mv), 2, 5, 3)
+    np.testing.assert_array_equal(mv, np.asarray(out))
+
+    def sgd(param, grad):
+        lib.sgd_many([param], [grad], None, [False], 0.1, 0.0, False, 0.0, 1.0, False)
+
+    p = wrap(np.zeros(8, np.float32))
+    with pytest.raises(TypeError, match="grad has format 'd', expected 'f'"):
+        sgd(p, wrap(np.zeros(8)))
+    with pytest.raises(ValueError, match="grad holds 7 items, expected 8"):
+        sgd(p, wrap(np.zeros(7, np.float32)))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        sgd(wrap(np.zeros((4, 4), np.float32)).T, wrap(np.zeros(16, np.float32)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        sgd(wrap(np.zeros(8, np.int64)), wrap(np.zeros(8, np.int64)))
+    ro = np.zeros(8, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        sgd(wrap(ro), p)
+    swapped = np.zeros(8, np.dtype(np.float32).newbyteorder())  # not native order: a buffer
+    with pytest.raises((TypeError, ValueError)):
+        sgd(swapped, p)

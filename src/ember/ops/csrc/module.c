@@ -21,10 +21,16 @@
  * float operations in the same order as their NumPy twin (the optimizer updates) give the same
  * bits; the recurrent cells use libmvec's exp/tanh, which may differ from NumPy's by an ulp.
  *
- * Arguments are C-contiguous float32 or float64 NumPy arrays (the buffer protocol checks
- * contiguity and writability; the dtype and sizes are checked here), and Python floats/ints.
+ * Arguments are C-contiguous float32 or float64 NumPy arrays (read through NumPy's C API when
+ * built with its headers, else through the buffer protocol; helpers.c checks dtype, contiguity,
+ * writability and sizes either way), and Python floats/ints.
  */
 #include "native.h"
+#ifdef EMBER_HAVE_NUMPY
+#define PY_ARRAY_UNIQUE_SYMBOL ember_native_ARRAY_API
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#endif
 
 static PyMethodDef methods[] = {
     {"lstm_fwd", py_lstm_fwd, METH_VARARGS,
@@ -82,4 +88,10 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void)
+{
+#ifdef EMBER_HAVE_NUMPY
+    import_array(); /* NumPy's C API, for reading array arguments (helpers.c) */
+#endif
+    return PyModule_Create(&module);
+}

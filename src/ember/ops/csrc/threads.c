@@ -15,7 +15,7 @@
  * gets to claim a part (measured: an LSTM sequence after a GEMM ran at single-thread speed).
  * So the split pays in batch-1 inference of dense layers and LSTMs, and splitting the training
  * kernels (LSTM cells, optimizer updates, im2col) the same way was tried and dropped: the
- * training steps, full of GEMMs, did not get faster. */
+ * training steps, full of GEMMs, did not get faster.
  *
  * The helper runs only C code (no Python objects, no GIL). After fork() the child has no helper
  * and starts a new one on first use. set_threads(1) switches it off. */
