@@ -611,3 +611,53 @@ def test_no_grad_inference_path_matches(mode, proj, bidirectional):
             np.testing.assert_allclose(a.detach().numpy(), b.numpy(), rtol=1e-13, atol=1e-15)
         else:
             np.testing.assert_array_equal(a.detach().numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 5])
+@pytest.mark.parametrize("kw", [dict(), dict(bidirectional=True, num_layers=2),
+                                dict(batch_first=True, bias=False), dict(hidden_size=70)],
+                         ids=["plain", "bi2", "bf-nobias", "h70"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_batch_lstm_inference_matches_torch(batch, kw, dtype):
+    # no graph and at most 4 rows: each direction is one compiled call that also makes the
+    # input projection (batch 5 takes the general path); hidden 70 splits each step in two
+    kw = dict(kw)
+    hidden = kw.pop("hidden_size", 6)
+    args = (IN, hidden)
+    e = ember.nn.LSTM(*args, **kw)
+    t = torch.nn.LSTM(*args, **kw)
+    if dtype == np.float64:
+        e, t = e.double(), t.double()
+    e.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    bf = kw.get("batch_first", False)
+    x = _rand(batch, L, IN) if bf else _rand(L, batch, IN)
+    D = 2 if kw.get("bidirectional") else 1
+    layers = kw.get("num_layers", 1)
+    h0, c0 = _rand(D * layers, batch, hidden, seed=3), _rand(D * layers, batch, hidden, seed=4)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else T64
+    before = ember.get_num_threads()
+    ember.set_num_threads(2)  # (on one thread the general path runs)
+    try:
+        _compare_small_lstm(e, t, x, h0, c0, bf, batch, dtype, tol)
+    finally:
+        ember.set_num_threads(before)
+
+
+def _compare_small_lstm(e, t, x, h0, c0, bf, batch, dtype, tol):
+    for state in (None, (h0, c0)):
+        with ember.no_grad():
+            eo = e(ember.tensor(x.astype(dtype)), None if state is None else
+                   tuple(ember.tensor(s.astype(dtype)) for s in state))
+        with torch.no_grad():
+            to = t(torch.tensor(x.astype(dtype)), None if state is None else
+                   tuple(torch.tensor(s.astype(dtype)) for s in state))
+        for a, b in zip([eo[0], *eo[1]], [to[0], *to[1]]):
+            assert a.numpy().dtype == dtype
+            np.testing.assert_allclose(a.numpy(), b.numpy(), **tol)
+    if batch == 1:  # unbatched input, and a module without requires_grad outside no_grad
+        e.requires_grad_(False)
+        xu = (x[0] if bf else x[:, 0]).astype(dtype)
+        eo, to = e(ember.tensor(xu)), t(torch.tensor(xu))
+        assert not eo[0].requires_grad
+        for a, b in zip([eo[0], *eo[1]], [to[0], *to[1]]):
+            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **tol)

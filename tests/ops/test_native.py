@@ -639,30 +639,48 @@ def test_linear_small_batches_match_torch(shape):
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_lstm_sequence_kernel_split_over_threads(dtype, batch):
+@pytest.mark.parametrize("raw", [False, True], ids=["projection", "raw-input"])
+def test_lstm_sequence_kernel_split_over_threads(dtype, batch, raw):
     # hidden size 70: each step is large enough to be split in two halves of 35 units (odd
-    # sizes exercise the kernel's row remainders); the split must not change a bit, and both
-    # must match the NumPy path
-    ember.manual_seed(0)
-    lstm = ember.nn.LSTM(16, 70, bidirectional=True,
-                         dtype=ember.float64 if dtype == np.float64 else ember.float32)
-    x = ember.tensor(np.random.default_rng(1).standard_normal((9, batch, 16)).astype(dtype))
+    # sizes exercise the kernel's row remainders); the split must not change a bit, and the
+    # result must match the NumPy recurrence. The input enters as its projection or raw (the
+    # projection then made inside the kernel).
+    r = np.random.default_rng(batch)
+    T, I, H = 9, 16, 70
+    x = r.standard_normal((T, batch, I)).astype(dtype)
+    w_ih = (r.standard_normal((4 * H, I)) * 0.3).astype(dtype)
+    w_hh = (r.standard_normal((4 * H, H)) * 0.2).astype(dtype)
+    b = r.standard_normal(4 * H).astype(dtype)
+    h0 = r.standard_normal((batch, H)).astype(dtype)
+    c0 = r.standard_normal((batch, H)).astype(dtype)
     runs = []
     before = ember.get_num_threads()
-    for on, threads in ((True, 1), (True, 2), (False, 1)):
-        native.set_enabled(on)
+    for threads in (1, 2):
         ember.set_num_threads(threads)
         try:
-            with ember.no_grad():
-                out, (h, c) = lstm(x)
-            runs.append([out.numpy(), h.numpy(), c.numpy()])
+            hs = np.empty((T + 1, batch, H), dtype)
+            hs[0] = h0
+            c = c0.copy()
+            if raw:
+                native._lib.lstm_seq(None, w_hh, b, hs, c, T, batch, H, True, x, w_ih, I)
+            else:
+                native._lib.lstm_seq(x @ w_ih.T, w_hh, b, hs, c, T, batch, H, True)
         finally:
-            native.set_enabled(True)
             ember.set_num_threads(before)
-    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
-    for one, two, ref in zip(*runs):
-        np.testing.assert_array_equal(one, two)
-        np.testing.assert_allclose(one, ref, **tol)
+        runs.append((hs, c))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    # the reference: PyTorch's gate order i, f, g, o, the reverse direction
+    h, cc = h0.astype(np.float64), c0.astype(np.float64)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    for s in range(T):
+        g = x[T - 1 - s] @ w_ih.T.astype(np.float64) + h @ w_hh.T.astype(np.float64) + b
+        i, f, gg, o = np.split(g, 4, axis=1)
+        cc = sig(f) * cc + sig(i) * np.tanh(gg)
+        h = sig(o) * np.tanh(cc)
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(runs[0][0][s + 1], h, **tol)
+    np.testing.assert_allclose(runs[0][1], cc, **tol)
 
 
 class _Sub(np.ndarray):

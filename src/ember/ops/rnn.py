@@ -31,15 +31,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import native
-from .arrays import column_sums
+from .arrays import BLAS_FLOATS, column_sums
 from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .linalg import matmul, mT
 from .movement import cat, narrow
 from .reduce import sum as _sum
 from .unary import sigmoid, tanh
 
-__all__ = ["rnn_sequence", "rnn_bidirectional", "pack_layout", "packed_to_padded_index",
-           "padded_to_packed_index", "sort_lengths", "lengths_of_batch_sizes", "sequence_pad_index"]
+__all__ = ["rnn_sequence", "rnn_bidirectional", "lstm_small_inference", "pack_layout",
+           "packed_to_padded_index", "padded_to_packed_index", "sort_lengths",
+           "lengths_of_batch_sizes", "sequence_pad_index"]
 
 _MODES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 _QUIET = {"over": "ignore", "under": "ignore"}
@@ -1095,3 +1096,43 @@ def sequence_pad_index(lengths, total_length: int, left: bool = False):
         total_length, lengths.size))
     valid = (pos >= 0) & (pos < lengths[None, :])
     return np.where(valid, starts[None, :] + pos, int(lengths.sum())).astype(np.int64)
+
+
+# ============================================================================ small-batch LSTM
+class LstmSmall(Primitive):
+    """One direction of an LSTM layer over an equal-length batch of at most a few rows, input
+    projection included, by the compiled ``lstm_seq`` on the raw input: inference only (no
+    gradient). Outputs (out (T * B, H), h_n (B, H), c_n (B, H)) as :class:`RnnSequence`'s."""
+
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b, h0, c0, *, steps, reverse):
+        B, H = h0.shape
+        dt = x.dtype
+        hs = np.empty((steps + 1, B, H), dt)
+        hs[0] = h0
+        c = np.array(c0, dtype=dt, copy=True)
+        native.kernel("lstm_seq")(
+            None, np.ascontiguousarray(w_hh), None if b is None else np.ascontiguousarray(b),
+            hs, c, steps, B, H, reverse, np.ascontiguousarray(x), np.ascontiguousarray(w_ih),
+            x.shape[-1])
+        out = _timeline(hs[1:], steps, reverse)  # back in time order
+        return np.ascontiguousarray(out).reshape(steps * B, H), hs[steps].copy(), c
+
+
+def lstm_small_inference(x, w_ih, w_hh, b, h0, c0, steps: int, reverse: bool = False):
+    """One LSTM direction without a graph, for batches of at most 4: the input projection is
+    made inside the compiled sequence kernel (no GEMM), ``None`` when the kernel cannot run
+    (not built, switched off, one thread, another dtype or a bigger batch); the caller then
+    takes :func:`rnn_sequence`. ``x`` is (steps * B, I) in time-major order; ``b`` = b_ih + b_hh or
+    None. Returns ``(out, h_n, c_n)`` like :func:`rnn_sequence` for an LSTM."""
+    xa = x._data if isinstance(x, TensorBase) else x
+    ha = h0._data if isinstance(h0, TensorBase) else h0
+    # (on one thread the input projection is faster as one BLAS product before the sequence)
+    if (native.kernel("lstm_seq") is None or native.get_num_threads() < 2
+            or xa.dtype not in BLAS_FLOATS
+            or ha.shape[0] > _SEQ_MAX_BATCH or any(
+                dtype_of(a) != xa.dtype for a in (w_ih, w_hh, b, h0, c0) if a is not None)):
+        return None
+    return call(LstmSmall, x, w_ih, w_hh, b, h0, c0, steps=int(steps), reverse=bool(reverse))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from ... import ops
-from ...autograd import Tensor, creation
+from ...autograd import Tensor, creation, is_grad_enabled
 from .. import init
 from ..functional import basic as F
 from ..module import Module
@@ -189,25 +189,28 @@ class RNNBase(Module):
         layer_in = data
         hns, cns = [], []
         drop = self.dropout if self.training else 0.0
+        # an LSTM inference at batch <= 4: each direction in one compiled call that also makes
+        # the input projection (ops.lstm_small_inference; None when it cannot run)
+        small = is_lstm and not packed and self.proj_size == 0 and drop == 0 and B <= 4 and \
+            not self._grad_needed(input, hx)
         for layer in range(self.num_layers):
-            args = []
-            for d in range(D):
-                k = layer * D + d
-                w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(k)
-                if b_ih is not None and b_hh is not None and self.mode != "GRU":
-                    # both biases enter the gates as one sum: added once per step inside the
-                    # recurrence instead of over the whole input projection (GRU's b_hn
-                    # sits inside its reset gate, so it keeps them apart)
-                    xp, b_hh = ops.linear(layer_in, w_ih), b_ih + b_hh
-                else:
-                    xp = ops.linear(layer_in, w_ih, b_ih)
-                args.append((xp, h0s[k] if h0s is not None else zeros_h, w_hh, b_hh,
-                             (c0s[k] if c0s is not None else zeros_c) if is_lstm else None,
-                             w_hr))
-            if D == 1:
-                res = ops.rnn_sequence(self.mode, *args[0], batch_sizes=batch_sizes)
-            else:  # both directions stepped together
-                res = ops.rnn_bidirectional(self.mode, args[0], args[1], batch_sizes)
+            if small:
+                res = []
+                for d in range(D):
+                    k = layer * D + d
+                    w_ih, w_hh, b_ih, b_hh, _ = self._layer_params(k)
+                    b = b_ih + b_hh if b_ih is not None and b_hh is not None else \
+                        (b_ih if b_ih is not None else b_hh)
+                    r = ops.lstm_small_inference(
+                        layer_in, w_ih, w_hh, b, h0s[k] if h0s is not None else zeros_h,
+                        c0s[k] if c0s is not None else zeros_c, L, d == 1)
+                    if r is None:
+                        small = False
+                        break
+                    res += r
+            if not small:
+                res = self._layer_sequences(layer, layer_in, D, h0s, c0s, zeros_h, zeros_c,
+                                            batch_sizes, is_lstm)
             per = 3 if is_lstm else 2
             outs = list(res[::per])
             hns.extend(res[1::per])
@@ -216,6 +219,7 @@ class RNNBase(Module):
             layer_in = outs[0] if D == 1 else ops.cat(outs, 1)
             if drop > 0 and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, drop, True)
+
         h_n = ops.stack(hns, 0)
         c_n = ops.stack(cns, 0) if is_lstm else None
         if unsorted_idx is not None:
@@ -233,6 +237,35 @@ class RNNBase(Module):
             elif self.batch_first:
                 output = ops.transpose(output, 0, 1)
         return (output, (h_n, c_n)) if is_lstm else (output, h_n)
+
+    def _layer_sequences(self, layer, layer_in, D, h0s, c0s, zeros_h, zeros_c, batch_sizes,
+                         is_lstm):
+        """The recurrence primitives of one layer: (out, h_n[, c_n]) of each direction."""
+        args = []
+        for d in range(D):
+            k = layer * D + d
+            w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(k)
+            if b_ih is not None and b_hh is not None and self.mode != "GRU":
+                # both biases enter the gates as one sum: added once per step inside the
+                # recurrence instead of over the whole input projection (GRU's b_hn sits
+                # inside its reset gate, so it keeps them apart)
+                xp, b_hh = ops.linear(layer_in, w_ih), b_ih + b_hh
+            else:
+                xp = ops.linear(layer_in, w_ih, b_ih)
+            args.append((xp, h0s[k] if h0s is not None else zeros_h, w_hh, b_hh,
+                         (c0s[k] if c0s is not None else zeros_c) if is_lstm else None, w_hr))
+        if D == 1:
+            return ops.rnn_sequence(self.mode, *args[0], batch_sizes=batch_sizes)
+        # both directions stepped together
+        return ops.rnn_bidirectional(self.mode, args[0], args[1], batch_sizes)
+
+    def _grad_needed(self, input, hx) -> bool:
+        """Whether this call records a graph (grad mode on and something requires grad)."""
+        if not is_grad_enabled():
+            return False
+        states = hx if isinstance(hx, (tuple, list)) else (hx,)
+        return any(isinstance(t, Tensor) and t.requires_grad
+                   for t in (input, *states, *self._parameters.values()))
 
     def _prepare_state(self, h, name: str, shape: tuple, unbatched: bool, dtype):
         if not isinstance(h, Tensor):

@@ -68,7 +68,8 @@ static PyMethodDef methods[] = {
      "set_threads(n): threads the splittable kernels may use (1: the calling thread only)."},
     {"get_threads", py_get_threads, METH_NOARGS, "get_threads() -> the threads they use."},
     {"lstm_seq", py_lstm_seq, METH_VARARGS,
-     "lstm_seq(x, w_hh, b, hs, c, T, B, H, reverse): a small-batch LSTM sequence, no graph."},
+     "lstm_seq(x, w_hh, b, hs, c, T, B, H, reverse[, input, w_ih, I]): a small-batch LSTM "
+     "sequence, no graph (x the input projection, or None with the raw input and w_ih)."},
     {"swap01", py_swap01, METH_VARARGS,
      "swap01(src, dst, bias, A, B, S): dst (B, A, S) = src (A, B, S) + bias[a]."},
     {"adam_many", py_adam_many, METH_VARARGS,

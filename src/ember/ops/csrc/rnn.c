@@ -135,60 +135,71 @@ PyObject *py_lstm_bwd(PyObject *self, PyObject *args)
 
 /* --------------------------------------------------------------- LSTM, small-batch inference */
 /* A whole sequence of one LSTM direction without a graph, for small batches, where a BLAS call
- * per step costs more than the product: h W_hh^T as dot products (W_hh row-major, so each gate
- * reads one contiguous row), then the cell as in lstm_fwd. X (T, B, 4H): input projections in
- * PyTorch's gate order i, f, g, o; hs (T + 1, B, H) holds h0 in hs[0] and receives every step's
- * output in processing order; c (B, H) is updated in place; g is scratch of 4H per row.
- * Each step is computed as two halves of the hidden units, on two threads when the step is
- * large enough (seq_part below). */
+ * per step costs more than the product: the gates' products as dot products over the weights'
+ * contiguous rows, then the cell as in lstm_fwd. hs (T + 1, B, H) holds h0 in hs[0] and
+ * receives every step's output in processing order; c (B, H) is updated in place.
+ *
+ * The input enters either as its projection X (T, B, 4H), in PyTorch's gate order i, f, g, o,
+ * or raw, as x (T, B, I) with W_ih (4H, I): then the projection is made step by step here too
+ * (no separate GEMM, which would wake OpenBLAS's threads and keep the second core from the
+ * helper below). Each step is computed as two halves of the hidden units, on two threads when
+ * the step is large enough (seq_part). */
 #define LSTM_SEQ_KERNEL(T, SUF, EXP, TANH)                                                   \
-    /* gate rows q0 <= q < q1 of one batch row: g[q] = w[q] . h + x[q] + b[q] */            \
-    static void gate_rows_##SUF(const T *w, const T *b, const T *h, const T *xr, T *g,      \
-                                Py_ssize_t H, Py_ssize_t q0, Py_ssize_t q1)                  \
+    /* g[q] += w[q] . v for the rows q0 <= q < q1 of w (K columns) */                        \
+    static void gate_rows_##SUF(const T *w, const T *v, Py_ssize_t K, T *g, Py_ssize_t q0,   \
+                                Py_ssize_t q1)                                               \
     {                                                                                        \
         /* eight rows at a time: eight independent sums in flight (an add's latency, not   \
          * the loads, limits one sum); the rest one row at a time */                         \
         Py_ssize_t q = q0;                                                                   \
         for (; q + 8 <= q1; q += 8) {                                                        \
-            const T *w0 = w + q * H, *w1 = w0 + H, *w2 = w1 + H, *w3 = w2 + H;               \
-            const T *w4 = w3 + H, *w5 = w4 + H, *w6 = w5 + H, *w7 = w6 + H;                  \
+            const T *w0 = w + q * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;               \
+            const T *w4 = w3 + K, *w5 = w4 + K, *w6 = w5 + K, *w7 = w6 + K;                  \
             T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;                \
             _Pragma("omp simd reduction(+:a0, a1, a2, a3, a4, a5, a6, a7)")                  \
-            for (Py_ssize_t j = 0; j < H; j++) {                                             \
-                T hj = h[j];                                                                 \
-                a0 += w0[j] * hj;                                                            \
-                a1 += w1[j] * hj;                                                            \
-                a2 += w2[j] * hj;                                                            \
-                a3 += w3[j] * hj;                                                            \
-                a4 += w4[j] * hj;                                                            \
-                a5 += w5[j] * hj;                                                            \
-                a6 += w6[j] * hj;                                                            \
-                a7 += w7[j] * hj;                                                            \
+            for (Py_ssize_t j = 0; j < K; j++) {                                             \
+                T vj = v[j];                                                                 \
+                a0 += w0[j] * vj;                                                            \
+                a1 += w1[j] * vj;                                                            \
+                a2 += w2[j] * vj;                                                            \
+                a3 += w3[j] * vj;                                                            \
+                a4 += w4[j] * vj;                                                            \
+                a5 += w5[j] * vj;                                                            \
+                a6 += w6[j] * vj;                                                            \
+                a7 += w7[j] * vj;                                                            \
             }                                                                                \
             T sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};                                    \
             for (int u = 0; u < 8; u++)                                                      \
-                g[q + u] = sums[u] + xr[q + u] + (b ? b[q + u] : (T)0);                      \
+                g[q + u] += sums[u];                                                         \
         }                                                                                    \
         for (; q < q1; q++) {                                                                \
             T acc = 0;                                                                       \
             _Pragma("omp simd reduction(+:acc)")                                             \
-            for (Py_ssize_t j = 0; j < H; j++)                                               \
-                acc += w[q * H + j] * h[j];                                                  \
-            g[q] = acc + xr[q] + (b ? b[q] : (T)0);                                          \
+            for (Py_ssize_t j = 0; j < K; j++)                                               \
+                acc += w[q * K + j] * v[j];                                                  \
+            g[q] += acc;                                                                     \
         }                                                                                    \
     }                                                                                        \
     /* step s of the sequence for the hidden units u0 <= j < u1 (every batch row): their     \
      * four gates' rows, then their cells */                                                 \
-    static void lstm_seq_step_##SUF(const T *X, const T *w, const T *b, T *hs, T *c, T *g,   \
-                                    Py_ssize_t s, Py_ssize_t steps, Py_ssize_t B,            \
-                                    Py_ssize_t H, int reverse, Py_ssize_t u0, Py_ssize_t u1) \
+    static void lstm_seq_step_##SUF(const T *X, const T *xin, const T *wih, Py_ssize_t I,    \
+                                    const T *w, const T *b, T *hs, T *c, T *g, Py_ssize_t s, \
+                                    Py_ssize_t steps, Py_ssize_t B, Py_ssize_t H,             \
+                                    int reverse, Py_ssize_t u0, Py_ssize_t u1)               \
     {                                                                                        \
         Py_ssize_t t = reverse ? steps - 1 - s : s;                                          \
         for (Py_ssize_t r = 0; r < B; r++) {                                                 \
-            const T *h = hs + (s * B + r) * H, *xr = X + (t * B + r) * 4 * H;                \
+            const T *h = hs + (s * B + r) * H;                                               \
+            const T *xr = X ? X + (t * B + r) * 4 * H : NULL;                                \
             T *gr = g + r * 4 * H;                                                           \
-            for (int gate = 0; gate < 4; gate++)                                             \
-                gate_rows_##SUF(w, b, h, xr, gr, H, gate * H + u0, gate * H + u1);           \
+            for (int gate = 0; gate < 4; gate++) {                                           \
+                Py_ssize_t q0 = gate * H + u0, q1 = gate * H + u1;                           \
+                for (Py_ssize_t q = q0; q < q1; q++)                                         \
+                    gr[q] = (xr ? xr[q] : (T)0) + (b ? b[q] : (T)0);                         \
+                if (xin)                                                                     \
+                    gate_rows_##SUF(wih, xin + (t * B + r) * I, I, gr, q0, q1);             \
+                gate_rows_##SUF(w, h, H, gr, q0, q1);                                        \
+            }                                                                                \
             T *cr = c + r * H, *hn = hs + ((s + 1) * B + r) * H;                             \
             _Pragma("omp simd")                                                              \
             for (Py_ssize_t j = u0; j < u1; j++) {                                           \
@@ -210,8 +221,8 @@ LSTM_SEQ_KERNEL(double, d, exp, tanh)
  * cells need only the previous step's whole h, so the halves meet once per step. */
 #define SEQ_SPLIT (1 << 14) /* multiply-adds per step: above this two threads share a step */
 typedef struct {
-    void *p[5], *g;
-    Py_ssize_t s, steps, B, H, half;
+    void *p[7], *g; /* X, w_hh, bias, hs, c, x, w_ih (X or x and w_ih may be NULL) */
+    Py_ssize_t s, steps, B, H, I, half;
     int reverse;
     char kind;
 } SeqJob;
@@ -220,38 +231,48 @@ static void seq_part(void *arg, int part)
 {
     const SeqJob *j = arg;
     Py_ssize_t u0 = part ? j->half : 0, u1 = part ? j->H : j->half;
+    void *const *p = j->p;
     if (j->kind == 'f')
-        lstm_seq_step_f(j->p[0], j->p[1], j->p[2], j->p[3], j->p[4], j->g, j->s, j->steps, j->B,
-                        j->H, j->reverse, u0, u1);
+        lstm_seq_step_f(p[0], p[5], p[6], j->I, p[1], p[2], p[3], p[4], j->g, j->s, j->steps,
+                        j->B, j->H, j->reverse, u0, u1);
     else
-        lstm_seq_step_d(j->p[0], j->p[1], j->p[2], j->p[3], j->p[4], j->g, j->s, j->steps, j->B,
-                        j->H, j->reverse, u0, u1);
+        lstm_seq_step_d(p[0], p[5], p[6], j->I, p[1], p[2], p[3], p[4], j->g, j->s, j->steps,
+                        j->B, j->H, j->reverse, u0, u1);
 }
 
 PyObject *py_lstm_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
-    Py_ssize_t steps, B, H;
+    PyObject *o[7] = {NULL, NULL, NULL, NULL, NULL, Py_None, Py_None};
+    Py_ssize_t steps, B, H, I = 0;
     int reverse;
-    if (!PyArg_ParseTuple(args, "OOOOOnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &steps, &B, &H,
-                          &reverse))
+    if (!PyArg_ParseTuple(args, "OOOOOnnnp|OOn", &o[0], &o[1], &o[2], &o[3], &o[4], &steps, &B,
+                          &H, &reverse, &o[5], &o[6], &I))
         return NULL;
-    char k = kind_of(o[0]);
+    int raw = o[5] != Py_None;
+    if (steps < 1 || B < 1 || H < 1 || (raw && (o[6] == Py_None || I < 1)) ||
+        (!raw && o[0] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "_native: lstm_seq takes positive sizes and the "
+                                          "projection x, or the raw input with w_ih and I");
+        return NULL;
+    }
+    char k = kind_of(o[3]);
     if (!k)
         return NULL;
     Held h = {.n = 0};
-    static const char *const names[] = {"x", "w_hh", "bias", "hs", "c"};
-    Py_ssize_t counts[] = {steps * B * 4 * H, 4 * H * H, 4 * H, (steps + 1) * B * H, B * H};
-    void *p[5];
-    if (get_all(&h, o, names, "rrRww", counts, 5, k, p) < 0)
+    static const char *const names[] = {"x", "w_hh", "bias", "hs", "c", "input", "w_ih"};
+    Py_ssize_t counts[] = {steps * B * 4 * H, 4 * H * H, 4 * H, (steps + 1) * B * H, B * H,
+                           steps * B * I, 4 * H * I};
+    void *p[7];
+    if (get_all(&h, o, names, "RrRwwRR", counts, 7, k, p) < 0)
         return NULL;
     void *g = malloc((size_t)(4 * H * B) * (k == 'f' ? 4 : 8)); /* each row's gates */
     if (!g) {
         release_all(&h);
         return PyErr_NoMemory();
     }
-    SeqJob job = {{p[0], p[1], p[2], p[3], p[4]}, g, 0, steps, B, H, H, reverse, k};
-    int halves = 4 * H * H * B >= SEQ_SPLIT && H >= 2;
+    SeqJob job = {{p[0], p[1], p[2], p[3], p[4], p[5], p[6]}, g, 0, steps, B, H, I, H,
+                  reverse, k};
+    int halves = 4 * H * (H + I) * B >= SEQ_SPLIT && H >= 2;
     if (halves)
         job.half = H / 2;
     Py_BEGIN_ALLOW_THREADS
