@@ -155,6 +155,15 @@ def test_cat_stack(dtype):
               [a, noncontig(rand(2, 3, dtype=dtype, seed=4))])
     check(lambda x, y: ember.stack([x, y]), lambda x, y: torch.stack([x, y]),
           [np.array(1.0, dtype), np.array(2.0, dtype)])
+    # mixed dtypes promote (the general path); one dtype is a single Stack primitive, whose
+    # backward is differentiable again
+    check(lambda x, y: ember.stack([x, y], 1), lambda x, y: torch.stack([x, y], 1),
+          [a, a.astype(np.float64 if dtype == np.float32 else np.float32)])
+    if dtype == np.float64:
+        from ember.autograd.gradcheck import gradgradcheck
+
+        x, y = (ember.tensor(v, requires_grad=True) for v in (a, rand(2, 3, dtype=dtype)))
+        assert gradgradcheck(lambda u, v: ember.stack([u, v * v], 1), (x, y))
     check(lambda x, y: ember.hstack([x, y]), lambda x, y: torch.hstack([x, y]), [a, c])
     check(lambda x, y: ember.vstack([x, y]), lambda x, y: torch.vstack([x, y]), [a, b])
     check(lambda x, y: ember.vstack([x, y]), lambda x, y: torch.vstack([x, y]),

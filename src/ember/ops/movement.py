@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .base import Primitive, TensorBase, call, normalize_dim, shape_of
+from .base import Primitive, TensorBase, call, dtype_of, normalize_dim, shape_of
 
 __all__ = ["reshape", "view", "view_as", "reshape_as", "permute", "transpose", "swapaxes",
            "swapdims", "t", "movedim", "moveaxis", "squeeze", "unsqueeze", "flatten", "ravel",
@@ -138,6 +138,20 @@ class Cat(Primitive):
             out.append(reshape(piece, (0,)) if sk else piece)
             start += n
         return tuple(out)
+
+
+class Stack(Primitive):
+    """Join same-shape, same-dtype inputs along a new axis; the gradient of input i is slice i."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        ctx.n = len(xs)
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(squeeze(narrow(g, ctx.axis, i, 1), ctx.axis) for i in range(ctx.n))
 
 
 class Narrow(Primitive):
@@ -485,8 +499,6 @@ def cat(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat: expected a non-empty list of tensors")
-    from .binary import promote
-
     shapes = [shape_of(t) for t in tensors]
     # PyTorch skips 1-D empty tensors in cat (unless all of them are)
     skip = tuple(s == (0,) for s in shapes)
@@ -502,12 +514,14 @@ def cat(tensors, dim: int = 0):
         if len(s) != nd or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]:
             raise RuntimeError(f"cat: tensors must have the same shape except in dim {dim}; "
                                f"tensor 0 has shape {shapes[0]}, tensor {i} has shape {s}")
+    dtypes = {dtype_of(t) for t in tensors}
+    if len(dtypes) == 1 and None not in dtypes:  # nothing to promote
+        return call(Cat, *tensors, axis=axis, skip=skip)
+    from .binary import cast, promote
+
     first = keep[0]
     for j in range(1, len(keep)):
         first, _ = promote(first, keep[j], "cat", broadcast=False)
-    from .base import dtype_of
-    from .binary import cast
-
     d = dtype_of(first)
     tensors = [t if sk else cast(t, d) for t, sk in zip(tensors, skip)]
     return call(Cat, *tensors, axis=axis, skip=skip)
@@ -527,6 +541,9 @@ def stack(tensors, dim: int = 0):
             raise RuntimeError(f"stack: all tensors must have the same shape; tensor 0 has "
                                f"shape {shapes[0]}, tensor {i} has shape {s}")
     d = normalize_dim(dim, len(shapes[0]) + 1, "stack")
+    dtypes = {dtype_of(t) for t in tensors}
+    if len(dtypes) == 1 and None not in dtypes:  # nothing to promote: one primitive
+        return call(Stack, *tensors, axis=d)
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
