@@ -370,6 +370,10 @@ def test_members_are_plain_attributes_and_follow_every_edit_of_the_dicts():
     assert "weight" not in m._parameters and not hasattr(m, "weight")
     copy = m._parameters.copy()
     assert type(copy) is OrderedDict
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    seq._modules = OrderedDict(head=nn.Linear(2, 1))  # a whole registry replaced
+    assert not hasattr(seq, "0") and seq.head is seq._modules["head"]
+    assert [n for n, _ in seq.named_parameters()] == ["head.weight", "head.bias"]
 
 
 def test_member_names_never_hide_methods_or_bookkeeping():

@@ -722,3 +722,34 @@ def test_array_arguments_read_directly_or_as_buffers(wrap):
     swapped = np.zeros(8, np.dtype(np.float32).newbyteorder())  # not native order: a buffer
     with pytest.raises((TypeError, ValueError)):
         sgd(swapped, p)
+
+
+@needs_native
+def test_dense_rows_from_two_python_threads_at_once():
+    # the kernels release the GIL: two callers at once share one helper (the second one runs
+    # its job alone while the first holds it); every result must still be right
+    import threading
+
+    r = np.random.default_rng(5)
+    k = native.kernel("dense_rows")
+    jobs = []
+    for seed in range(2):
+        w = r.standard_normal((512, 300)).astype(np.float32)
+        x = r.standard_normal((2, 300)).astype(np.float32)
+        jobs.append((x, w, x.astype(np.float64) @ w.T.astype(np.float64)))
+    errors = []
+
+    def work(x, w, ref):
+        for _ in range(1500):
+            out = np.empty((2, 512), np.float32)
+            k(x, w, None, out, 2, 300, 512)
+            if not np.allclose(out, ref, rtol=2e-5, atol=2e-4):
+                errors.append(np.abs(out - ref).max())
+                return
+
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -175,6 +175,11 @@ class Module:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called; "
                                  f"call super().__init__() first in {type(self).__name__}")
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
+        if name in ("_parameters", "_buffers", "_modules"):  # a whole registry replaced
+            d[name].clear()  # (drops the old members from __dict__)
+            members = d[name] = _Members(self)
+            members.update(value)
+            return
         if isinstance(value, Parameter):
             self._discard(name)
             params[name] = value
