@@ -733,7 +733,7 @@ def test_dense_rows_from_two_python_threads_at_once():
     r = np.random.default_rng(5)
     k = native.kernel("dense_rows")
     jobs = []
-    for seed in range(2):
+    for _ in range(2):
         w = r.standard_normal((512, 300)).astype(np.float32)
         x = r.standard_normal((2, 300)).astype(np.float32)
         jobs.append((x, w, x.astype(np.float64) @ w.T.astype(np.float64)))
