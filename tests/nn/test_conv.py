@@ -311,3 +311,29 @@ def test_conv_settings_changed_after_a_call_take_effect():
             out = e(ember.tensor(x))
         np.testing.assert_allclose(out.numpy(), t(torch.tensor(x)).detach().numpy(),
                                    rtol=1e-4, atol=1e-5)
+
+
+# few input taps (C * kh * kw <= 32), stride 1, no dilation: the direct kernel (conv2d_direct)
+DIRECT_CASES = [
+    ((2, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),  # LeNet's first layer
+    ((3, 2, 9, 11), (7, 2, 3, 3), dict(padding=1)),
+    ((2, 3, 6, 40), (4, 3, 3, 3), dict()),  # output rows longer than one block
+    ((2, 8, 5, 7), (5, 8, 1, 1), dict()),  # 1x1: the generic tap loop
+    ((2, 1, 8, 9), (3, 1, 4, 4), dict(padding="same")),  # padding (1, 2): asymmetric
+    ((1, 2, 7, 6), (4, 2, 3, 5), dict(padding=(1, 2))),  # a 3x5 kernel
+    ((2, 1, 3, 3), (2, 1, 3, 3), dict()),  # a 1x1 output
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_few_taps_direct_path(case, dtype, bias):
+    xs, ws, kw = case
+    tol = dict(grad_rtol=1e-3, grad_atol=1e-3) if dtype == np.float32 else {}
+    args = [_x(*xs).astype(dtype), _x(*ws).astype(dtype)]
+    if bias:
+        args.append(_x(ws[0]).astype(dtype))
+    check(lambda *a: F.conv2d(*a, **kw), lambda *a: torch.nn.functional.conv2d(*a, **kw),
+          args, **tol)

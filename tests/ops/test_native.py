@@ -753,3 +753,23 @@ def test_dense_rows_from_two_python_threads_at_once():
     for t in threads:
         t.join()
     assert not errors
+
+
+@needs_native
+def test_few_tap_convolutions_take_the_direct_kernel():
+    # the oracle tests of these shapes (tests/nn/test_conv.py) pass on both paths; here: which
+    # convolutions the direct kernel takes
+    from ember.ops import conv
+
+    x = np.zeros((4, 1, 28, 28), np.float32)
+    w = np.zeros((6, 1, 5, 5), np.float32)
+    pads = ((2, 2), (2, 2))
+    assert conv._direct_dims(x, w, None, (1, 1), pads, (1, 1), 1, None) == (
+        4, 1, 28, 28, 6, 5, 5, 2, 2, 28, 28)
+    assert conv._direct_dims(x, w, None, (2, 2), pads, (1, 1), 1, None) is None  # stride
+    assert conv._direct_dims(x, w, None, (1, 1), pads, (2, 2), 1, None) is None  # dilation
+    w16 = np.zeros((16, 6, 5, 5), np.float32)  # 150 taps: the GEMM is not skinny
+    assert conv._direct_dims(np.zeros((4, 6, 14, 14), np.float32), w16, None, (1, 1),
+                             ((0, 0), (0, 0)), (1, 1), 1, None) is None
+    with native.disabled():
+        assert conv._direct_dims(x, w, None, (1, 1), pads, (1, 1), 1, None) is None

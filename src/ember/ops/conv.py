@@ -361,6 +361,18 @@ class ConvNd(Primitive):
             out = _small_direct(x, w, b, stride, pads, dilation, out_size)
             if out is not None:
                 return out
+        dims = _direct_dims(x, w, b, stride, pads, dilation, groups, out_size)
+        if dims is not None:  # few input taps: the direct kernel, no columns
+            out = _new((dims[0], dims[4], dims[9], dims[10]), x.dtype)
+            native.kernel("conv2d_direct")(x, w, b, out, dims)
+            if ctx is not NULL_CTX:
+                ctx.save_for_backward(x, w)
+                ctx.cols = ctx.plan = None
+                ctx.direct = dims
+                ctx.has_bias = b is not None
+                ctx.attrs = (stride, pads, dilation, groups)
+                ctx.out_size = out_size
+            return out
         if groups == 1:
             p = _plan(x.shape, ksize, stride, pads, dilation, out_size)
             cols = _wide_cols(x, p)
@@ -391,6 +403,26 @@ class ConvNd(Primitive):
         stride, pads, dilation, groups = ctx.attrs
         need = getattr(ctx, "needs_input_grad", (True, True, True))
         gx = gw = gb = None
+        dims = getattr(ctx, "direct", None)
+        if dims is not None and type(g) is np.ndarray:  # the forward ran the direct kernel
+            if need[1]:
+                k = native.kernel("conv2d_direct_wgrad")
+                if k is not None:
+                    gw = np.empty(w.shape, w.dtype)
+                    k(x, np.ascontiguousarray(g), gw, dims)
+                else:  # (the kernels were switched off since the forward)
+                    gw = conv_weight_nd(x, g, w.shape[2:], stride, pads, dilation, 1)
+            if need[0]:
+                p = _plan(x.shape, w.shape[2:], stride, pads, dilation, ctx.out_size)
+                with np.errstate(**_QUIET):
+                    gx = _wide_col2im(_gemm(w.reshape(w.shape[0], p.k).T, _wide_grad(g, p),
+                                            "cg"), p)
+                if not p.exact and not _finite(gx):  # (see below)
+                    gx = np.ascontiguousarray(_transpose_ref(g, w, 1, stride, pads, dilation,
+                                                             x.shape[2:]))
+            if ctx.has_bias and need[2]:
+                gb = channel_sums(g)
+            return (gx, gw, gb) if ctx.has_bias else (gx, gw)
         if groups == 1 and type(g) is np.ndarray:
             # plain backward: the wide gradient is built once for both GEMMs
             p = getattr(ctx, "plan", None) or _plan(x.shape, w.shape[2:], stride, pads, dilation,
@@ -425,6 +457,25 @@ class ConvNd(Primitive):
         if ctx.has_bias and need[2]:
             gb = _sum_bias(g)
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
+
+
+_DIRECT_MAX_TAPS = 32  # input taps (C * kh * kw) up to which conv2d_direct beats the GEMM
+
+
+def _direct_dims(x, w, b, stride, pads, dilation, groups, out_size):
+    """The 11 sizes of ``conv2d_direct`` for a 2-D, stride-1 convolution with few input taps
+    per output (LeNet's first layer: 25) whose unfolded GEMM would be skinny; else None."""
+    if (groups != 1 or x.ndim != 4 or stride != (1, 1) or dilation != (1, 1)
+            or w[0].size > _DIRECT_MAX_TAPS or native.kernel("conv2d_direct") is None
+            or x.dtype not in BLAS_FLOATS or w.dtype != x.dtype
+            or (b is not None and (b.dtype != x.dtype or not b.flags.c_contiguous))
+            or not (x.flags.c_contiguous and w.flags.c_contiguous) or 0 in x.shape):
+        return None
+    ho, wo = out_size if out_size is not None else conv_out_size(
+        x.shape[2:], w.shape[2:], stride, pads, dilation)
+    if ho < 1 or wo < 1:
+        return None
+    return x.shape + (w.shape[0],) + w.shape[2:] + (pads[0][0], pads[1][0], ho, wo)
 
 
 _DIRECT_MAX_MACS = 1 << 21  # above this the unfold + GEMM path is faster (measured)

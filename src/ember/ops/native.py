@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - depends on the install
 KERNELS = ("dense_rows", "lstm_fwd", "lstm_bwd", "xent_fwd", "xent_bwd", "softmax_rows",
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
            "scatter_add", "maxpool_fwd", "maxpool_bwd",
-           "index_add_rows", "conv2d_small",
+           "index_add_rows", "conv2d_small", "conv2d_direct", "conv2d_direct_wgrad",
            "gather", "lstm_seq", "swap01",
            "adam_many", "sgd_many", "set_threads", "get_threads")
 

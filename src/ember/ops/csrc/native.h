@@ -62,6 +62,8 @@ PyObject *py_conv2d_small(PyObject *self, PyObject *args);
 PyObject *py_swap01(PyObject *self, PyObject *args);
 PyObject *py_lstm_seq(PyObject *self, PyObject *args);
 PyObject *py_dense_rows(PyObject *self, PyObject *args);
+PyObject *py_conv2d_direct(PyObject *self, PyObject *args);
+PyObject *py_conv2d_direct_wgrad(PyObject *self, PyObject *args);
 PyObject *py_set_threads(PyObject *self, PyObject *args);
 PyObject *py_get_threads(PyObject *self, PyObject *args);
 
