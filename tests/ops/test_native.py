@@ -773,3 +773,32 @@ def test_few_tap_convolutions_take_the_direct_kernel():
                              ((0, 0), (0, 0)), (1, 1), 1, None) is None
     with native.disabled():
         assert conv._direct_dims(x, w, None, (1, 1), pads, (1, 1), 1, None) is None
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(28, 28), (6, 37), (4, 16)])
+def test_max_pool_2x2_vector_rows_match_numpy(dtype, size):
+    # 2x2 windows run L at a time (8 floats, 4 doubles) with the scalar loop for the rest of
+    # each row: ties, NaNs, infs and all-equal windows in both parts give the same outputs
+    # and gradients (argmax positions) as the NumPy path
+    r = np.random.default_rng(7)
+    x0 = r.standard_normal((2, 3) + size).astype(dtype)
+    x0[..., 1::2] = np.round(x0[..., 1::2])  # many ties
+    x0[0, 0, :2, :2] = 1.5  # an all-equal window: the first element wins
+    flat = x0.reshape(-1)
+    flat[3::41] = np.nan
+    flat[11::53] = np.inf
+    flat[17::59] = -np.inf
+    flat[19::43] = np.nan
+
+    def run():
+        x = ember.tensor(x0.copy(), requires_grad=True)
+        y = ember.nn.functional.max_pool2d(x, 2)
+        g = np.linspace(-1, 1, y.numel()).reshape(y.shape).astype(dtype)
+        y.backward(ember.tensor(g))
+        return [y.detach().numpy(), x.grad.numpy()]
+
+    nat, ref = _on_and_off(run)
+    for a, b in zip(nat, ref):
+        np.testing.assert_array_equal(a, b)

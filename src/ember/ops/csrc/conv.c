@@ -154,6 +154,50 @@ PyObject *py_scatter_add(PyObject *self, PyObject *args) { return strided(args, 
 PyObject *py_gather(PyObject *self, PyObject *args) { return strided(args, 1); }
 
 /* ------------------------------------------------------------------------ block max pool */
+/* 2x2 windows, L at a time (GCC's vector extension): the two input rows' even and odd columns
+ * are the windows' four candidates, taken in the scan order below with the same rule; returns
+ * how many windows of the row it did (a multiple of L), the rest is left to the scalar loop. */
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float pvf __attribute__((vector_size(32)));
+typedef int32_t pvi __attribute__((vector_size(32)));
+typedef double pvd __attribute__((vector_size(32)));
+typedef int64_t pvl __attribute__((vector_size(32)));
+#define POOL2_ROW(T, SUF, V, VI, L, EVEN, ODD)                                               \
+    static Py_ssize_t pool2_row_##SUF(const T *row, T *o, uint8_t *at, Py_ssize_t W,         \
+                                      Py_ssize_t Wo)                                         \
+    {                                                                                        \
+        const VI even = EVEN, odd = ODD;                                                     \
+        Py_ssize_t j = 0;                                                                    \
+        for (; j + L <= Wo; j += L) {                                                        \
+            V u0, u1, v0, v1;                                                                \
+            memcpy(&u0, row + 2 * j, sizeof u0);                                             \
+            memcpy(&u1, row + 2 * j + L, sizeof u1);                                         \
+            memcpy(&v0, row + W + 2 * j, sizeof v0);                                         \
+            memcpy(&v1, row + W + 2 * j + L, sizeof v1);                                     \
+            V cand[4] = {__builtin_shuffle(u0, u1, even), __builtin_shuffle(u0, u1, odd),    \
+                         __builtin_shuffle(v0, v1, even), __builtin_shuffle(v0, v1, odd)};   \
+            V best = cand[0];                                                                \
+            VI arg = {0};                                                                    \
+            for (int k = 1; k < 4; k++) { /* a later value wins when greater or NaN */       \
+                V c = cand[k];                                                               \
+                VI take = (c > best) | (c != c);                                             \
+                best = (V)(((VI)c & take) | ((VI)best & ~take));                             \
+                arg = (k & take) | (arg & ~take);                                            \
+            }                                                                                \
+            memcpy(o + j, &best, sizeof best);                                               \
+            for (int u = 0; u < L; u++)                                                      \
+                at[j + u] = (uint8_t)arg[u];                                                 \
+        }                                                                                    \
+        return j;                                                                            \
+    }
+POOL2_ROW(float, f, pvf, pvi, 8, ((pvi){0, 2, 4, 6, 8, 10, 12, 14}),
+          ((pvi){1, 3, 5, 7, 9, 11, 13, 15}))
+POOL2_ROW(double, d, pvd, pvl, 4, ((pvl){0, 2, 4, 6}), ((pvl){1, 3, 5, 7}))
+#else
+#define pool2_row_f(row, o, at, W, Wo) 0
+#define pool2_row_d(row, o, at, W, Wo) 0
+#endif
+
 /* Max over non-overlapping kh x kw windows (stride = kernel, no padding) of each plane of x
  * (P planes of H x W), Ho x Wo windows from the top left. `arg` keeps each window's argmax as
  * its row-major offset in the window, chosen by PyTorch's scan: a later value wins when it is
@@ -210,8 +254,11 @@ PyObject *py_gather(PyObject *self, PyObject *args) { return strided(args, 1); }
                 const T *row = x + (p * H + i * kh) * W;                                     \
                 T *o = out + (p * Ho + i) * Wo;                                              \
                 uint8_t *at = arg + (p * Ho + i) * Wo;                                       \
-                if (pool_row_fast_##SUF(row, o, at, W, kh, kw, Wo))                          \
-                    pool_row_exact_##SUF(row, o, at, W, kh, kw, Wo);                         \
+                Py_ssize_t done = kh == 2 && kw == 2 ? pool2_row_##SUF(row, o, at, W, Wo) : 0;\
+                if (pool_row_fast_##SUF(row + done * kw, o + done, at + done, W, kh, kw,     \
+                                        Wo - done))                                          \
+                    pool_row_exact_##SUF(row + done * kw, o + done, at + done, W, kh, kw,    \
+                                         Wo - done);                                         \
             }                                                                                \
     }                                                                                        \
     static void pool_bwd_##SUF(const T *g, const uint8_t *arg, T *gx, Py_ssize_t P,          \
