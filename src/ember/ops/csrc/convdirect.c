@@ -3,13 +3,14 @@
  * A convolution whose C * kh * kw is small (LeNet's first layer: 1 * 5 * 5 = 25) makes a
  * skinny GEMM after the unfold: 6 outputs from 25 rows of columns, which runs at a fraction of
  * the machine's speed, after a 5 MB unfold copy at batch 64. Here each output row is computed
- * from the zero-padded input rows directly: a block of DB output columns of OB output channels
- * held in registers while every tap adds one weight times a contiguous run of the input row;
- * the weight gradient the same way round (each tap's sum over the output grid, kept as DB
- * partial sums in registers). Stride 1, dilation 1, groups 1.
+ * from the zero-padded input rows directly: a block of four vectors of output columns of two
+ * output channels stays in registers while every tap adds a broadcast weight times a
+ * contiguous run of the input row; the weight gradient the same way round (each tap's sum over
+ * the output grid kept as vector partial sums). Stride 1, dilation 1, groups 1.
  *
- * These loops are built with fused multiply-add (the rest of the extension is not): they round
- * differently from the GEMM path anyway, and both are checked against PyTorch. */
+ * Written with GCC's vector extension (a 32-byte vector type, its arithmetic, memcpy loads: no
+ * intrinsics) and built with fused multiply-add, which the rest of the extension is not: these
+ * loops round differently from the GEMM path anyway, and both are checked against PyTorch. */
 #include "native.h"
 
 #pragma GCC push_options
@@ -297,7 +298,8 @@ PyObject *py_conv2d_direct_wgrad(PyObject *self, PyObject *args)
         return NULL;
     direct_extents(d, k == 'f' ? 8 : 4, &Hp, &Wp, &Wg); /* whole vectors */
     size_t item = k == 'f' ? 4 : 8;
-    void *xp = malloc((size_t)(d[1] * Hp * Wp) * item), *gp = malloc((size_t)(d[4] * d[9] * Wg) * item);
+    void *xp = malloc((size_t)(d[1] * Hp * Wp) * item);
+    void *gp = malloc((size_t)(d[4] * d[9] * Wg) * item);
     if (!xp || !gp) {
         free(xp);
         free(gp);
