@@ -9,31 +9,38 @@
  * the adjoint of unfolding an image into convolution columns (col2im): NumPy needs one call per
  * kernel offset for it, since an element receives from several offsets. */
 #define MAXDIM 8
+/* Both walk the grid as an odometer over its outer dims and, inside, a 2-D block of its last
+ * two dims: a convolution's runs are short (one output row, e.g. 10 elements), and stepping the
+ * odometer once per row cost more than the copy. GRID_WALK(BODY) runs BODY for each run, with
+ * `at` the strided side's offset and `flat` the contiguous side's. */
+#define GRID_WALK(BODY)                                                                      \
+    Py_ssize_t idx[MAXDIM] = {0}, inner = shape[nd - 1], s = st[nd - 1], outer = 1;          \
+    Py_ssize_t rows = nd > 1 ? shape[nd - 2] : 1, rs = nd > 1 ? st[nd - 2] : 0;               \
+    int od = nd > 1 ? nd - 2 : 0; /* the odometer's dims */                                  \
+    for (int i = 0; i < od; i++)                                                             \
+        outer *= shape[i];                                                                   \
+    Py_ssize_t base = 0, flat = 0;                                                           \
+    for (Py_ssize_t o = 0; o < outer; o++) {                                                 \
+        for (Py_ssize_t r = 0; r < rows; r++, flat += inner) {                               \
+            Py_ssize_t at = base + r * rs;                                                   \
+            BODY                                                                             \
+        }                                                                                    \
+        for (int i = od - 1; i >= 0; i--) { /* odometer over the outer dims */                \
+            base += st[i];                                                                   \
+            if (++idx[i] < shape[i])                                                         \
+                break;                                                                       \
+            base -= st[i] * shape[i];                                                        \
+            idx[i] = 0;                                                                      \
+        }                                                                                    \
+    }
+
 #define SCATTER_KERNEL(T, SUF)                                                               \
     static void scatter_add_##SUF(T *dst, const T *src, int nd, const Py_ssize_t *shape,     \
                                   const Py_ssize_t *st)                                      \
     {                                                                                        \
-        Py_ssize_t idx[MAXDIM] = {0}, inner = shape[nd - 1], s = st[nd - 1], outer = 1;      \
-        for (int i = 0; i < nd - 1; i++)                                                     \
-            outer *= shape[i];                                                               \
-        Py_ssize_t base = 0;                                                                 \
-        for (Py_ssize_t o = 0; o < outer; o++) {                                             \
-            T *d = dst + base;                                                               \
-            if (s == 1)                                                                      \
-                for (Py_ssize_t j = 0; j < inner; j++)                                       \
-                    d[j] += src[j];                                                          \
-            else                                                                             \
-                for (Py_ssize_t j = 0; j < inner; j++)                                       \
-                    d[j * s] += src[j];                                                      \
-            src += inner;                                                                    \
-            for (int i = nd - 2; i >= 0; i--) { /* odometer over the outer dims */            \
-                base += st[i];                                                               \
-                if (++idx[i] < shape[i])                                                     \
-                    break;                                                                   \
-                base -= st[i] * shape[i];                                                    \
-                idx[i] = 0;                                                                  \
-            }                                                                                \
-        }                                                                                    \
+        GRID_WALK(T *d = dst + at; const T *sp = src + flat;                                 \
+                  if (s == 1) for (Py_ssize_t j = 0; j < inner; j++) d[j] += sp[j];          \
+                  else for (Py_ssize_t j = 0; j < inner; j++) d[j * s] += sp[j];)            \
     }
 
 SCATTER_KERNEL(float, f)
@@ -45,27 +52,9 @@ SCATTER_KERNEL(double, d)
     static void gather_##SUF(T *dst, const T *src, int nd, const Py_ssize_t *shape,          \
                              const Py_ssize_t *st)                                           \
     {                                                                                        \
-        Py_ssize_t idx[MAXDIM] = {0}, inner = shape[nd - 1], s = st[nd - 1], outer = 1;      \
-        for (int i = 0; i < nd - 1; i++)                                                     \
-            outer *= shape[i];                                                               \
-        Py_ssize_t base = 0;                                                                 \
-        for (Py_ssize_t o = 0; o < outer; o++) {                                             \
-            const T *sp = src + base;                                                        \
-            if (s == 1)                                                                      \
-                for (Py_ssize_t j = 0; j < inner; j++)                                       \
-                    dst[j] = sp[j];                                                          \
-            else                                                                             \
-                for (Py_ssize_t j = 0; j < inner; j++)                                       \
-                    dst[j] = sp[j * s];                                                      \
-            dst += inner;                                                                    \
-            for (int i = nd - 2; i >= 0; i--) {                                              \
-                base += st[i];                                                               \
-                if (++idx[i] < shape[i])                                                     \
-                    break;                                                                   \
-                base -= st[i] * shape[i];                                                    \
-                idx[i] = 0;                                                                  \
-            }                                                                                \
-        }                                                                                    \
+        GRID_WALK(const T *sp = src + at; T *d = dst + flat;                                 \
+                  if (s == 1) for (Py_ssize_t j = 0; j < inner; j++) d[j] = sp[j];           \
+                  else for (Py_ssize_t j = 0; j < inner; j++) d[j] = sp[j * s];)             \
     }
 
 GATHER_KERNEL(float, f)
