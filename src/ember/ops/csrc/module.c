@@ -1,7 +1,8 @@
 /* ember.ops._native: optional compiled kernels for the hottest elementwise work.
  *
  * Sources: this file (the module and its function table), helpers.c (argument checks),
- * rnn.c, optim.c, rows.c and conv.c (one family of kernels each), native.h (shared).
+ * threads.c (the helper thread of the splittable kernels), rnn.c, optim.c, rows.c, dense.c,
+ * conv.c, convdirect.c and pool.c (one family of kernels each), native.h (shared).
  *
  * Every kernel here has a plain NumPy twin in the Python module that calls it (ember.ops.rnn,
  * ember.ops.optim_kernels, ...); that module documents the math, falls back to the NumPy path
@@ -13,13 +14,16 @@
  * loops vectorized by the compiler; exp and tanh come vectorized from glibc's libmvec (declared
  * below with `omp declare simd`; only OpenMP's simd pragmas are used, not its threads).
  *
- * Threads: none. OpenMP worker threads spin after each parallel region and fought OpenBLAS's
+ * Threads: no OpenMP. Its worker threads spin after each parallel region and fought OpenBLAS's
  * threads for this machine's two cores (the MNIST-1D MLP step went from 1.3 to 8 ms), so each
- * kernel runs on the calling thread, with the GIL released.
+ * kernel runs on the calling thread, with the GIL released; the small-batch dense layer and
+ * LSTM sequence give half of their work to one helper thread of their own (threads.c), which
+ * never makes the caller wait.
  *
  * Rounding: built with -ffp-contract=off (no fused multiply-add), so kernels that do the same
  * float operations in the same order as their NumPy twin (the optimizer updates) give the same
- * bits; the recurrent cells use libmvec's exp/tanh, which may differ from NumPy's by an ulp.
+ * bits; the recurrent cells use libmvec's exp/tanh, which may differ from NumPy's by an ulp;
+ * the direct convolution (convdirect.c) alone turns fused multiply-add on.
  *
  * Arguments are C-contiguous float32 or float64 NumPy arrays (read through NumPy's C API when
  * built with its headers, else through the buffer protocol; helpers.c checks dtype, contiguity,
