@@ -32,7 +32,7 @@ import numpy as np
 from . import dtypes as dt
 from . import native
 from .arrays import BLAS_FLOATS
-from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, normalize_dim, shape_of
+from .base import NO_ATTRS, NULL_CTX, Primitive, TensorBase, call, dtype_of, normalize_dim, shape_of
 
 __all__ = [
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus",
@@ -68,9 +68,6 @@ def _graph(g, x) -> bool:
 
 
 # ============================================================================ piecewise linear
-_NO_ATTRS: dict = {}  # (never written to)
-
-
 class Relu(Primitive):
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's convention)."""
 
@@ -449,7 +446,7 @@ class LogSoftmax(Primitive):
 def relu(input, inplace: bool = False):
     """max(x, 0). Matches ``torch.relu`` / ``F.relu`` (``inplace`` is ignored)."""
     if isinstance(input, TensorBase):  # (call's dispatch, inlined: relu runs everywhere)
-        return input._apply_primitive(Relu, (input,), _NO_ATTRS)
+        return input._apply_primitive(Relu, (input,), NO_ATTRS)
     return call(Relu, input)
 
 

@@ -55,6 +55,9 @@ class _NullContext:
 
 NULL_CTX = _NullContext()
 
+#: the attributes of a primitive call that has none (shared: ``_apply_primitive`` only reads it)
+NO_ATTRS: dict = {}
+
 
 class Primitive:
     """Base class of every primitive operation (see the module docstring)."""

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import dtypes as dt
-from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
+from .base import NO_ATTRS, NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 from .reduce import sum_to
 
 __all__ = ["check_broadcast", "promote", "cast", "add", "sub", "subtract", "mul", "multiply",
@@ -136,9 +136,6 @@ def cast(x, dtype):
     if dtype_of(x) is None:
         return np.asarray(x, dtype=dtype)
     return call(Cast, x, dtype=dtype)
-
-
-_NO_ATTRS: dict = {}  # (never written to)
 
 
 class Add(Primitive):
@@ -403,7 +400,7 @@ def add(input, other, *, alpha=1):
     if alpha == 1 and isinstance(input, TensorBase) and isinstance(other, TensorBase):
         xa, xb = input._data, other._data
         if xa.dtype is xb.dtype and xa.shape == xb.shape:  # nothing to promote or broadcast
-            return input._apply_primitive(Add, (input, other), _NO_ATTRS)
+            return input._apply_primitive(Add, (input, other), NO_ATTRS)
     a, b = promote(input, other, "add")
     return call(Add, a, b, alpha=alpha)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import native
 from .arrays import column_sums
-from .base import NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
+from .base import NO_ATTRS, NULL_CTX, Primitive, TensorBase, call, dtype_of, shape_of
 
 __all__ = [
     "linear",
@@ -613,9 +613,6 @@ def _linear_backward_np(ctx, g, x, w):
     return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
-_NO_ATTRS: dict = {}  # (never written to)
-
-
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``. Matches ``torch.nn.functional.linear``.
 
@@ -632,7 +629,7 @@ def linear(input, weight, bias=None):
             return call(Linear, input, weight)
         if type(ba) is np.ndarray and ba.shape == wa.shape[:1] and ba.dtype is wa.dtype:
             if xa is not input:  # a tensor: straight to autograd (call's dispatch, inlined)
-                return input._apply_primitive(Linear, (input, weight, bias), _NO_ATTRS)
+                return input._apply_primitive(Linear, (input, weight, bias), NO_ATTRS)
             return call(Linear, input, weight, bias)
     si, sw = shape_of(input), shape_of(weight)
     if len(sw) != 2 or not si or si[-1] != sw[1]:

@@ -10,6 +10,7 @@ import math
 from ... import ops
 from ...autograd import creation
 from ...autograd.tensor import Tensor
+from ...ops.base import NO_ATTRS
 from ...ops.linalg import Linear as LinearOp
 from .. import init
 from ..functional import basic as F
@@ -19,7 +20,6 @@ from ..parameter import Parameter
 __all__ = ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
 
 _LEAN_BIAS = (Parameter, type(None))
-_NO_ATTRS: dict = {}  # (never written to)
 
 
 class Identity(Module):
@@ -80,7 +80,7 @@ class Linear(Module):
                     and (b is None or (b._data.dtype is wa.dtype
                                        and b._data.shape == (self.out_features,)))):
                 return input._apply_primitive(LinearOp, (input, w) if b is None else
-                                              (input, w, b), _NO_ATTRS)
+                                              (input, w, b), NO_ATTRS)
         shape = input.shape
         if not shape or shape[-1] != self.in_features:
             raise self._error(f"expected input of shape (*, {self.in_features}), got "
