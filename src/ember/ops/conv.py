@@ -403,34 +403,17 @@ class ConvNd(Primitive):
         stride, pads, dilation, groups = ctx.attrs
         need = getattr(ctx, "needs_input_grad", (True, True, True))
         gx = gw = gb = None
-        dims = getattr(ctx, "direct", None)
-        if dims is not None and type(g) is np.ndarray:  # the forward ran the direct kernel
-            if need[1]:
-                k = native.kernel("conv2d_direct_wgrad")
-                if k is not None:
-                    gw = np.empty(w.shape, w.dtype)
-                    k(x, np.ascontiguousarray(g), gw, dims)
-                else:  # (the kernels were switched off since the forward)
-                    gw = conv_weight_nd(x, g, w.shape[2:], stride, pads, dilation, 1)
-            if need[0]:
-                p = _plan(x.shape, w.shape[2:], stride, pads, dilation, ctx.out_size)
-                with np.errstate(**_QUIET):
-                    gx = _wide_col2im(_gemm(w.reshape(w.shape[0], p.k).T, _wide_grad(g, p),
-                                            "cg"), p)
-                if not p.exact and not _finite(gx):  # (see below)
-                    gx = np.ascontiguousarray(_transpose_ref(g, w, 1, stride, pads, dilation,
-                                                             x.shape[2:]))
-            if ctx.has_bias and need[2]:
-                gb = channel_sums(g)
-            return (gx, gw, gb) if ctx.has_bias else (gx, gw)
         if groups == 1 and type(g) is np.ndarray:
             # plain backward: the wide gradient is built once for both GEMMs
             p = getattr(ctx, "plan", None) or _plan(x.shape, w.shape[2:], stride, pads, dilation,
                                                     ctx.out_size)
             o = w.shape[0]
-            g2 = _wide_grad(g, p)
+            dims = getattr(ctx, "direct", None)  # the forward ran conv2d_direct: no columns
+            g2 = _wide_grad(g, p) if need[0] or (need[1] and dims is None) else None
             with np.errstate(**_QUIET):
-                if need[1]:
+                if need[1] and dims is not None:
+                    gw = _direct_weight_grad(x, g, w, dims, stride, pads, dilation)
+                elif need[1]:
                     gw = g2 @ ctx.cols.T
                     # (on the wide grid a garbage column may have met a non-finite input: redo)
                     if not p.exact and not _finite(gw):
@@ -476,6 +459,17 @@ def _direct_dims(x, w, b, stride, pads, dilation, groups, out_size):
     if ho < 1 or wo < 1:
         return None
     return x.shape + (w.shape[0],) + w.shape[2:] + (pads[0][0], pads[1][0], ho, wo)
+
+
+def _direct_weight_grad(x, g, w, dims, stride, pads, dilation):
+    """The weight gradient after a ``conv2d_direct`` forward: ``conv2d_direct_wgrad``, or the
+    general path when the kernels were switched off since the forward."""
+    k = native.kernel("conv2d_direct_wgrad")
+    if k is None:
+        return conv_weight_nd(x, g, w.shape[2:], stride, pads, dilation, 1)
+    gw = np.empty(w.shape, w.dtype)
+    k(x, np.ascontiguousarray(g), gw, dims)
+    return gw
 
 
 _DIRECT_MAX_MACS = 1 << 21  # above this the unfold + GEMM path is faster (measured)

@@ -212,7 +212,8 @@ DIRECT_KERNELS(double, d, vecd, vecl, 4)
 
 #pragma GCC pop_options
 
-/* the 11 sizes, checked: positive extents, the output grid inside the padded input */
+/* the 11 sizes, checked positive (the two pads: not negative). Any values are memory-safe:
+ * the kernels read and write only inside the padded scratch and the checked arrays. */
 static int direct_dims(PyObject *seq, Py_ssize_t *d)
 {
     PyObject *fast = PySequence_Fast(seq, "_native: dims must be a sequence");
@@ -234,86 +235,58 @@ static int direct_dims(PyObject *seq, Py_ssize_t *d)
     return 0;
 }
 
-/* padded extents: every block read stays inside (Wp covers whole blocks of DB or 8) */
-static void direct_extents(const Py_ssize_t *d, Py_ssize_t DB, Py_ssize_t *Hp, Py_ssize_t *Wp,
-                           Py_ssize_t *Wg)
-{
-    *Hp = d[9] + d[5] - 1;
-    *Wg = (d[10] + DB - 1) / DB * DB;
-    *Wp = *Wg + d[6] - 1 + 8;
-}
-
-PyObject *py_conv2d_direct(PyObject *self, PyObject *args)
+/* conv2d_direct(x, w, b, out, dims) and, with `wgrad`, conv2d_direct_wgrad(x, g, gw, dims) */
+static PyObject *direct(PyObject *args, int wgrad)
 {
     PyObject *o[4], *dims;
-    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &dims))
+    if (!(wgrad ? PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &dims)
+                : PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &dims)))
         return NULL;
-    Py_ssize_t d[11], Hp, Wp, Wg;
+    Py_ssize_t d[11];
     if (direct_dims(dims, d) < 0)
         return NULL;
     char k = kind_of(o[0]);
     if (!k)
         return NULL;
+    Py_ssize_t nx = d[0] * d[1] * d[2] * d[3], nw = d[4] * d[1] * d[5] * d[6];
+    Py_ssize_t ny = d[0] * d[4] * d[9] * d[10];
+    static const char *const fwd_names[] = {"x", "weight", "bias", "out"};
+    static const char *const wgrad_names[] = {"x", "grad", "grad_weight"};
+    Py_ssize_t counts[] = {nx, wgrad ? ny : nw, wgrad ? nw : d[4], ny};
     Held h = {.n = 0};
-    static const char *const names[] = {"x", "weight", "bias", "out"};
-    Py_ssize_t counts[] = {d[0] * d[1] * d[2] * d[3], d[4] * d[1] * d[5] * d[6], d[4],
-                           d[0] * d[4] * d[9] * d[10]};
     void *p[4];
-    if (get_all(&h, o, names, "rrRw", counts, 4, k, p) < 0)
+    if (get_all(&h, o, wgrad ? wgrad_names : fwd_names, wgrad ? "rrw" : "rrRw", counts,
+                wgrad ? 3 : 4, k, p) < 0)
         return NULL;
-    direct_extents(d, k == 'f' ? 32 : 16, &Hp, &Wp, &Wg); /* blocks of 4 vectors */
-    void *xp = malloc((size_t)(d[1] * Hp * Wp) * (k == 'f' ? 4 : 8));
-    if (!xp) {
-        release_all(&h);
-        return PyErr_NoMemory();
-    }
-    Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
-        direct_fwd_f(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
-    else
-        direct_fwd_d(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
-    Py_END_ALLOW_THREADS
-    free(xp);
-    release_all(&h);
-    Py_RETURN_NONE;
-}
-
-PyObject *py_conv2d_direct_wgrad(PyObject *self, PyObject *args)
-{
-    PyObject *o[3], *dims;
-    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &dims))
-        return NULL;
-    Py_ssize_t d[11], Hp, Wp, Wg;
-    if (direct_dims(dims, d) < 0)
-        return NULL;
-    char k = kind_of(o[0]);
-    if (!k)
-        return NULL;
-    Held h = {.n = 0};
-    static const char *const names[] = {"x", "grad", "grad_weight"};
-    Py_ssize_t counts[] = {d[0] * d[1] * d[2] * d[3], d[0] * d[4] * d[9] * d[10],
-                           d[4] * d[1] * d[5] * d[6]};
-    void *p[3];
-    if (get_all(&h, o, names, "rrw", counts, 3, k, p) < 0)
-        return NULL;
-    direct_extents(d, k == 'f' ? 8 : 4, &Hp, &Wp, &Wg); /* whole vectors */
+    /* padded extents: every read stays inside (the forward's blocks are 4 vectors wide, the
+     * weight gradient's rows whole vectors) */
     size_t item = k == 'f' ? 4 : 8;
+    Py_ssize_t block = (wgrad ? 32 : 128) / (Py_ssize_t)item;
+    Py_ssize_t Hp = d[9] + d[5] - 1, Wg = (d[10] + block - 1) / block * block;
+    Py_ssize_t Wp = Wg + d[6] - 1 + 8;
     void *xp = malloc((size_t)(d[1] * Hp * Wp) * item);
-    void *gp = malloc((size_t)(d[4] * d[9] * Wg) * item);
-    if (!xp || !gp) {
+    void *gp = wgrad ? malloc((size_t)(d[4] * d[9] * Wg) * item) : NULL;
+    if (!xp || (wgrad && !gp)) {
         free(xp);
         free(gp);
         release_all(&h);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
+    if (wgrad && k == 'f')
         direct_wgrad_f(p[0], p[1], p[2], d, xp, gp, Hp, Wp, Wg);
-    else
+    else if (wgrad)
         direct_wgrad_d(p[0], p[1], p[2], d, xp, gp, Hp, Wp, Wg);
+    else if (k == 'f')
+        direct_fwd_f(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
+    else
+        direct_fwd_d(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
     Py_END_ALLOW_THREADS
     free(xp);
     free(gp);
     release_all(&h);
     Py_RETURN_NONE;
 }
+
+PyObject *py_conv2d_direct(PyObject *self, PyObject *args) { return direct(args, 0); }
+PyObject *py_conv2d_direct_wgrad(PyObject *self, PyObject *args) { return direct(args, 1); }
