@@ -468,6 +468,22 @@ def _outputs(hs, c_last, T, reverses, cache):
 _SEQ_MAX_BATCH = 4  # above this a BLAS product per step beats the kernel's dot products
 
 
+def _lstm_seq(xp, w_hh, b, h0, c0, T, reverse, dt, x=None, w_ih=None):
+    """One direction by the compiled ``lstm_seq``: (hs (T + 1, B, H) in processing order, h0
+    first; the last c). The input is its projection ``xp``, or raw ``x`` with ``w_ih``."""
+    B, H = np.shape(h0)
+    hs = np.empty((T + 1, B, H), dt)
+    hs[0] = h0
+    c = np.array(c0, dtype=dt, copy=True)
+    raw = () if x is None else (np.ascontiguousarray(x), np.ascontiguousarray(w_ih),
+                                x.shape[-1])
+    native.kernel("lstm_seq")(
+        None if xp is None else np.ascontiguousarray(xp), np.ascontiguousarray(w_hh, dtype=dt),
+        None if b is None else np.ascontiguousarray(b, dtype=dt), hs, c, T, B, H, reverse,
+        *raw)
+    return hs, c
+
+
 def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
     """:func:`_dense_forward` of an LSTM on the compiled cell (``lstm_fwd``), which reads the
     input projection and weights in PyTorch's gate layout as they are (the NumPy path first
@@ -482,13 +498,8 @@ def _lstm_forward_native(cell, xps, h0s, c0s, ws, bs, w_hrs, T, reverses, keep):
         # small-batch inference: the whole sequence in one compiled call per direction
         c_last = np.empty((D, B, H), dt)
         for d in range(D):
-            hd = np.empty((T + 1, B, Hout), dt)
-            hd[0] = h0s[d]
-            c_last[d] = c0s[d]
-            seq(np.ascontiguousarray(xps[d]), np.ascontiguousarray(ws[d], dtype=dt),
-                None if bs[d] is None else np.ascontiguousarray(bs[d], dtype=dt), hd,
-                c_last[d], T, B, H, reverses[d])
-            hs[:, d] = hd
+            hs[:, d], c_last[d] = _lstm_seq(xps[d], ws[d], bs[d], h0s[d], c0s[d], T,
+                                            reverses[d], dt)
         return _outputs(hs, c_last, T, reverses, None)
     hs[0] = _stack(h0s, dt)
     w_hrT = [w.T for w in w_hrs] if w_hrs[0] is not None else None
@@ -1109,14 +1120,7 @@ class LstmSmall(Primitive):
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b, h0, c0, *, steps, reverse):
         B, H = h0.shape
-        dt = x.dtype
-        hs = np.empty((steps + 1, B, H), dt)
-        hs[0] = h0
-        c = np.array(c0, dtype=dt, copy=True)
-        native.kernel("lstm_seq")(
-            None, np.ascontiguousarray(w_hh), None if b is None else np.ascontiguousarray(b),
-            hs, c, steps, B, H, reverse, np.ascontiguousarray(x), np.ascontiguousarray(w_ih),
-            x.shape[-1])
+        hs, c = _lstm_seq(None, w_hh, b, h0, c0, steps, reverse, x.dtype, x, w_ih)
         out = _timeline(hs[1:], steps, reverse)  # back in time order
         return np.ascontiguousarray(out).reshape(steps * B, H), hs[steps].copy(), c
 
