@@ -325,6 +325,39 @@ DIRECT_CASES = [
 ]
 
 
+# few output channels (<= 16) and more taps: the channel-vectorized kernel (conv2d_chan)
+CHAN_CASES = [
+    ((3, 6, 14, 14), (16, 6, 5, 5), dict()),  # LeNet's second layer
+    ((2, 3, 11, 12), (9, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 13, 10), (5, 4, 3, 3), dict(dilation=(2, 1), padding="same")),
+    ((2, 1, 28, 28), (6, 1, 5, 5), dict(stride=(1, 2), padding=(2, 0))),
+    ((1, 40, 5, 5), (3, 40, 1, 1), dict()),  # 1x1 over many channels
+    ((2, 5, 9, 9), (16, 5, 4, 4), dict(stride=3)),  # input rows never read
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", CHAN_CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_few_outputs_chan_path(case, dtype, bias):
+    xs, ws, kw = case
+    tol = dict(grad_rtol=1e-3, grad_atol=1e-3) if dtype == np.float32 else {}
+    args = [_x(*xs).astype(dtype), _x(*ws).astype(dtype)]
+    if bias:
+        args.append(_x(ws[0]).astype(dtype))
+    check(lambda *a: F.conv2d(*a, **kw), lambda *a: torch.nn.functional.conv2d(*a, **kw),
+          args, **tol)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=3), dict(padding=2)])
+def test_conv1d_few_outputs_chan_path(kw):
+    args = [_x(3, 4, 40), _x(8, 4, 5), _x(8)]
+    check(lambda *a: F.conv1d(*a, **kw), lambda *a: torch.nn.functional.conv1d(*a, **kw),
+          args, grad_rtol=1e-3, grad_atol=1e-3)
+
+
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -756,23 +756,114 @@ def test_dense_rows_from_two_python_threads_at_once():
 
 
 @needs_native
-def test_few_tap_convolutions_take_the_direct_kernel():
+def test_which_convolutions_take_a_direct_kernel():
     # the oracle tests of these shapes (tests/nn/test_conv.py) pass on both paths; here: which
-    # convolutions the direct kernel takes
+    # convolutions the direct kernels take, and their sizes
     from ember.ops import conv
 
-    x = np.zeros((4, 1, 28, 28), np.float32)
-    w = np.zeros((6, 1, 5, 5), np.float32)
-    pads = ((2, 2), (2, 2))
-    assert conv._direct_dims(x, w, None, (1, 1), pads, (1, 1), 1, None) == (
-        4, 1, 28, 28, 6, 5, 5, 2, 2, 28, 28)
-    assert conv._direct_dims(x, w, None, (2, 2), pads, (1, 1), 1, None) is None  # stride
-    assert conv._direct_dims(x, w, None, (1, 1), pads, (2, 2), 1, None) is None  # dilation
-    w16 = np.zeros((16, 6, 5, 5), np.float32)  # 150 taps: the GEMM is not skinny
-    assert conv._direct_dims(np.zeros((4, 6, 14, 14), np.float32), w16, None, (1, 1),
-                             ((0, 0), (0, 0)), (1, 1), 1, None) is None
+    def choose(xs, ws, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        d = conv._direct(np.zeros(xs, np.float32), np.zeros(ws, np.float32), None, stride,
+                         pads, dilation, groups, None)
+        return None if d is None else (d.forward, d.dims, d.out_shape)
+
+    lenet1 = ((4, 1, 28, 28), (6, 1, 5, 5))
+    assert choose(*lenet1, pads=((2, 2), (2, 2))) == (
+        "conv2d_direct", (4, 1, 28, 28, 6, 5, 5, 2, 2, 28, 28), (4, 6, 28, 28))
+    # 150 taps, 16 outputs: the channel-vectorized kernel
+    assert choose((4, 6, 14, 14), (16, 6, 5, 5)) == (
+        "conv2d_chan", (4, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1, 10, 10), (4, 16, 10, 10))
+    # stride or dilation: not conv2d_direct, but conv2d_chan (few output channels)
+    assert choose(*lenet1, stride=(2, 2))[0] == "conv2d_chan"
+    assert choose(*lenet1, dilation=(2, 1))[1] == (4, 1, 28, 28, 6, 5, 5, 1, 1, 0, 0, 2, 1,
+                                                   20, 24)
+    # 1-D as one row
+    assert choose((3, 4, 40), (8, 4, 5), stride=(2,), pads=((1, 1),)) == (
+        "conv2d_chan", (3, 4, 1, 40, 8, 1, 5, 1, 2, 0, 1, 1, 1, 1, 19), (3, 8, 19))
+    assert choose((4, 6, 14, 14), (17, 6, 5, 5)) is None  # many outputs and taps: the GEMM
+    assert choose((4, 6, 14, 14), (16, 3, 5, 5), groups=2) is None
+    assert choose((4, 6, 4, 4, 4), (16, 6, 3, 3, 3), stride=(1, 1, 1),
+                  pads=((0, 0),) * 3, dilation=(1, 1, 1)) is None  # 3-D
     with native.disabled():
-        assert conv._direct_dims(x, w, None, (1, 1), pads, (1, 1), 1, None) is None
+        assert choose(*lenet1) is None
+
+
+def _conv_ref(x, w, b, stride, pads, dilation):
+    """A 2-D convolution in float64 by the NumPy unfold (the reference of the kernels)."""
+    from ember.ops import conv
+
+    ksize = w.shape[2:]
+    out_size = conv.conv_out_size(x.shape[2:], ksize, stride, pads, dilation)
+    cols = conv.im2col(x.astype(np.float64), ksize, stride, pads, dilation, out_size)
+    n, o = x.shape[0], w.shape[0]
+    y = np.einsum("ok,nkp->nop", w.reshape(o, -1).astype(np.float64),
+                  cols.reshape(n, -1, int(np.prod(out_size))))
+    if b is not None:
+        y += b[:, None]
+    return y.reshape((n, o) + tuple(out_size)), cols.reshape(n, -1, y.shape[-1])
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1)),  # LeNet's second layer
+    ((3, 5, 9, 11), (13, 5, 3, 3), (2, 2), (1, 1), (2, 2)),  # stride, padding, dilation
+    ((2, 3, 7, 8), (40, 3, 3, 3), (1, 1), (1, 1), (1, 1)),  # two channel blocks (4 + 1)
+    ((3, 2, 6, 9), (24, 2, 4, 2), (1, 3), (2, 0), (1, 2)),  # 3 vectors, uneven geometry
+    ((1, 1, 1, 30), (1, 1, 1, 7), (1, 2), (0, 3), (1, 1)),  # 1 channel, one row
+    ((5, 4, 9, 9), (9, 4, 3, 3), (3, 3), (0, 0), (1, 1)),  # rows of x never read
+    ((7, 2, 12, 13), (32, 2, 3, 3), (1, 1), (1, 1), (1, 1)),  # runs split mid-image
+], ids=lambda c: "x{}-w{}-s{}-p{}-d{}".format(*c))
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_chan_kernel_matches_reference(dtype, case, bias):
+    # any geometry and channel count the kernel takes (ember.ops.conv routes only up to 16
+    # output channels to it), on one thread and on two: the same bits either way, the weight
+    # gradient's two halves summed in a fixed order
+    xs, ws, stride, pad, dil = case
+    r = np.random.default_rng(sum(xs) + sum(ws))
+    x, w = r.standard_normal(xs).astype(dtype), r.standard_normal(ws).astype(dtype)
+    b = r.standard_normal(ws[0]).astype(dtype) if bias else None
+    pads = tuple((p, p) for p in pad)
+    ref, cols = _conv_ref(x, w, b, stride, pads, dil)
+    g = r.standard_normal(ref.shape).astype(dtype)
+    ref_gw = np.einsum("nop,nkp->ok", g.reshape(g.shape[0], g.shape[1], -1).astype(np.float64),
+                       cols).reshape(ws)
+    dims = xs + (ws[0],) + ws[2:] + stride + pad + dil + ref.shape[2:]
+    outs = []
+    before = ember.get_num_threads()
+    for threads in (1, 2):
+        ember.set_num_threads(threads)
+        try:
+            out, gw = np.full(ref.shape, np.nan, dtype), np.full(ws, np.nan, dtype)
+            native.kernel("conv2d_chan")(x, w, b, out, dims)
+            native.kernel("conv2d_chan_wgrad")(x, g, gw, dims)
+        finally:
+            ember.set_num_threads(before)
+        outs.append((out, gw))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(outs[0][0], ref, **tol)
+    np.testing.assert_allclose(outs[0][1], ref_gw, **tol)
+    for a, b2 in zip(outs[0], outs[1]):
+        np.testing.assert_array_equal(a, b2)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["conv2d_chan", "conv2d_chan_wgrad"])
+def test_conv2d_chan_arguments(name):
+    k = native.kernel(name)
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    y = np.zeros((2, 4, 4, 4), np.float32)
+    dims = (2, 3, 6, 6, 4, 3, 3, 1, 1, 0, 0, 1, 1, 4, 4)
+    args = (x, w, None, y) if name == "conv2d_chan" else (x, y, w)
+    k(*args, dims)
+    with pytest.raises(ValueError, match="15 sizes"):
+        k(*args, dims[:-1])
+    with pytest.raises(ValueError, match="bad convolution sizes"):
+        k(*args, dims[:7] + (0,) + dims[8:])  # a zero stride
+    with pytest.raises(ValueError):  # an output larger than the array given
+        k(*args, dims[:-2] + (5, 5))
+    with pytest.raises((TypeError, ValueError)):  # mixed dtypes
+        k(x.astype(np.float64), *args[1:], dims)
 
 
 @needs_native

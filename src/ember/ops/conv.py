@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -361,14 +362,14 @@ class ConvNd(Primitive):
             out = _small_direct(x, w, b, stride, pads, dilation, out_size)
             if out is not None:
                 return out
-        dims = _direct_dims(x, w, b, stride, pads, dilation, groups, out_size)
-        if dims is not None:  # few input taps: the direct kernel, no columns
-            out = _new((dims[0], dims[4], dims[9], dims[10]), x.dtype)
-            native.kernel("conv2d_direct")(x, w, b, out, dims)
+        direct = _direct(x, w, b, stride, pads, dilation, groups, out_size)
+        if direct is not None:  # a direct kernel: no columns
+            out = _new(direct.out_shape, x.dtype)
+            native.kernel(direct.forward)(x, w, b, out, direct.dims)
             if ctx is not NULL_CTX:
                 ctx.save_for_backward(x, w)
                 ctx.cols = ctx.plan = None
-                ctx.direct = dims
+                ctx.direct = direct
                 ctx.has_bias = b is not None
                 ctx.attrs = (stride, pads, dilation, groups)
                 ctx.out_size = out_size
@@ -408,11 +409,11 @@ class ConvNd(Primitive):
             p = getattr(ctx, "plan", None) or _plan(x.shape, w.shape[2:], stride, pads, dilation,
                                                     ctx.out_size)
             o = w.shape[0]
-            dims = getattr(ctx, "direct", None)  # the forward ran conv2d_direct: no columns
-            g2 = _wide_grad(g, p) if need[0] or (need[1] and dims is None) else None
+            direct = getattr(ctx, "direct", None)  # the forward ran a direct kernel: no columns
+            g2 = _wide_grad(g, p) if need[0] or (need[1] and direct is None) else None
             with np.errstate(**_QUIET):
-                if need[1] and dims is not None:
-                    gw = _direct_weight_grad(x, g, w, dims, stride, pads, dilation)
+                if need[1] and direct is not None:
+                    gw = _direct_weight_grad(x, g, w, direct, stride, pads, dilation)
                 elif need[1]:
                     gw = g2 @ ctx.cols.T
                     # (on the wide grid a garbage column may have met a non-finite input: redo)
@@ -443,32 +444,56 @@ class ConvNd(Primitive):
 
 
 _DIRECT_MAX_TAPS = 32  # input taps (C * kh * kw) up to which conv2d_direct beats the GEMM
+_CHAN_MAX_O = 16  # output channels up to which conv2d_chan beats the GEMM (at 32: a tie)
 
 
-def _direct_dims(x, w, b, stride, pads, dilation, groups, out_size):
-    """The 11 sizes of ``conv2d_direct`` for a 2-D, stride-1 convolution with few input taps
-    per output (LeNet's first layer: 25) whose unfolded GEMM would be skinny; else None."""
-    if (groups != 1 or x.ndim != 4 or stride != (1, 1) or dilation != (1, 1)
-            or w[0].size > _DIRECT_MAX_TAPS or native.kernel("conv2d_direct") is None
+class _Direct(NamedTuple):
+    """A convolution run by a direct kernel: its forward and weight-gradient kernels, their
+    sizes, and the output shape."""
+    forward: str
+    wgrad: str
+    dims: tuple
+    out_shape: tuple
+
+
+def _direct(x, w, b, stride, pads, dilation, groups, out_size):
+    """The direct kernel for a 1-D or 2-D convolution (groups 1) that the unfold + GEMM path
+    runs slower, or None: ``conv2d_direct`` for few input taps per output (2-D, stride 1 and
+    no dilation; LeNet's first layer: 25 taps), else ``conv2d_chan`` for few output channels
+    (LeNet's second layer: 16). Both skip the unfolded columns, whose GEMM is skinny there."""
+    if (groups != 1 or x.ndim not in (3, 4) or native.kernel("conv2d_chan") is None
             or x.dtype not in BLAS_FLOATS or w.dtype != x.dtype
             or (b is not None and (b.dtype != x.dtype or not b.flags.c_contiguous))
             or not (x.flags.c_contiguous and w.flags.c_contiguous) or 0 in x.shape):
         return None
-    ho, wo = out_size if out_size is not None else conv_out_size(
-        x.shape[2:], w.shape[2:], stride, pads, dilation)
-    if ho < 1 or wo < 1:
+    if out_size is None:
+        out_size = conv_out_size(x.shape[2:], w.shape[2:], stride, pads, dilation)
+    if min(out_size) < 1:
         return None
-    return x.shape + (w.shape[0],) + w.shape[2:] + (pads[0][0], pads[1][0], ho, wo)
+    o, taps = w.shape[0], w[0].size
+    out_shape = x.shape[:1] + (o,) + tuple(out_size)
+    if x.ndim == 4 and stride == (1, 1) and dilation == (1, 1) and taps <= _DIRECT_MAX_TAPS:
+        dims = x.shape + (o,) + w.shape[2:] + (pads[0][0], pads[1][0]) + tuple(out_size)
+        return _Direct("conv2d_direct", "conv2d_direct_wgrad", dims, out_shape)
+    if o > _CHAN_MAX_O:
+        return None
+    if x.ndim == 3:  # 1-D as 2-D with one row
+        dims = (x.shape[0], x.shape[1], 1, x.shape[2], o, 1, w.shape[2], 1, stride[0], 0,
+                pads[0][0], 1, dilation[0], 1, out_size[0])
+    else:
+        dims = x.shape + (o,) + w.shape[2:] + tuple(stride) + (pads[0][0], pads[1][0]) + \
+            tuple(dilation) + tuple(out_size)
+    return _Direct("conv2d_chan", "conv2d_chan_wgrad", dims, out_shape)
 
 
-def _direct_weight_grad(x, g, w, dims, stride, pads, dilation):
-    """The weight gradient after a ``conv2d_direct`` forward: ``conv2d_direct_wgrad``, or the
-    general path when the kernels were switched off since the forward."""
-    k = native.kernel("conv2d_direct_wgrad")
+def _direct_weight_grad(x, g, w, direct, stride, pads, dilation):
+    """The weight gradient after a direct forward: its weight-gradient kernel, or the general
+    path when the kernels were switched off since the forward."""
+    k = native.kernel(direct.wgrad)
     if k is None:
         return conv_weight_nd(x, g, w.shape[2:], stride, pads, dilation, 1)
     gw = np.empty(w.shape, w.dtype)
-    k(x, np.ascontiguousarray(g), gw, dims)
+    k(x, np.ascontiguousarray(g), gw, direct.dims)
     return gw
 
 

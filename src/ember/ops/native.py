@@ -34,6 +34,7 @@ KERNELS = ("dense_rows", "lstm_fwd", "lstm_bwd", "xent_fwd", "xent_bwd", "softma
            "softmax_rows_bwd", "layernorm_fwd", "layernorm_bwd", "relu_fwd", "relu_bwd",
            "scatter_add", "maxpool_fwd", "maxpool_bwd",
            "index_add_rows", "conv2d_small", "conv2d_direct", "conv2d_direct_wgrad",
+           "conv2d_chan", "conv2d_chan_wgrad",
            "gather", "lstm_seq", "swap01",
            "adam_many", "sgd_many", "set_threads", "get_threads")
 

@@ -322,31 +322,39 @@ PyObject *py_index_add_rows(PyObject *self, PyObject *args)
 CONV_KERNEL(float, f)
 CONV_KERNEL(double, d)
 
+/* The 15 sizes of a 2-D convolution (N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+ * pads >= 0, the others >= 1. -1 with an exception set. */
+int conv_dims(PyObject *dims, Py_ssize_t *d, const char *name)
+{
+    PyObject *fast = PySequence_Fast(dims, "_native: dims must be a sequence");
+    if (!fast)
+        return -1;
+    int nd = (int)PySequence_Fast_GET_SIZE(fast);
+    for (int i = 0; i < nd && i < 15; i++)
+        d[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+    Py_DECREF(fast);
+    if (PyErr_Occurred())
+        return -1;
+    if (nd != 15) {
+        PyErr_Format(PyExc_ValueError, "_native: %s takes 15 sizes", name);
+        return -1;
+    }
+    for (int i = 0; i < 15; i++)
+        if (d[i] < (i == 9 || i == 10 ? 0 : 1)) {
+            PyErr_Format(PyExc_ValueError, "_native: %s: bad convolution sizes", name);
+            return -1;
+        }
+    return 0;
+}
+
 PyObject *py_conv2d_small(PyObject *self, PyObject *args)
 {
     PyObject *o[4], *dims;
     if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &dims))
         return NULL;
     Py_ssize_t d[15];
-    int nd = 0;
-    PyObject *fast = PySequence_Fast(dims, "_native: dims must be a sequence");
-    if (!fast)
+    if (conv_dims(dims, d, "conv2d_small") < 0)
         return NULL;
-    nd = (int)PySequence_Fast_GET_SIZE(fast);
-    for (int i = 0; i < nd && i < 15; i++)
-        d[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
-    Py_DECREF(fast);
-    if (PyErr_Occurred())
-        return NULL;
-    if (nd != 15) {
-        PyErr_SetString(PyExc_ValueError, "_native: conv2d_small takes 15 sizes");
-        return NULL;
-    }
-    for (int i = 0; i < 15; i++)
-        if (d[i] < (i == 9 || i == 10 ? 0 : 1)) {
-            PyErr_SetString(PyExc_ValueError, "_native: bad convolution sizes");
-            return NULL;
-        }
     if (d[4] > CONV_MAXO) {
         PyErr_Format(PyExc_ValueError, "_native: at most %d output channels", CONV_MAXO);
         return NULL;

@@ -6,7 +6,10 @@
  * from the zero-padded input rows directly: a block of four vectors of output columns of two
  * output channels stays in registers while every tap adds a broadcast weight times a
  * contiguous run of the input row; the weight gradient the same way round (each tap's sum over
- * the output grid kept as vector partial sums). Stride 1, dilation 1, groups 1.
+ * the output grid kept as vector partial sums). Stride 1, dilation 1, groups 1. The images
+ * are split in two halves between the caller and the helper thread (threads.c); the weight
+ * gradient sums each half on its own and adds them in a fixed order, so the bits do not depend
+ * on which thread ran what.
  *
  * Written with GCC's vector extension (a 32-byte vector type, its arithmetic, memcpy loads: no
  * intrinsics) and built with fused multiply-add, which the rest of the extension is not: these
@@ -61,10 +64,11 @@ typedef int64_t vecl __attribute__((vector_size(32)));
     DIRECT_BLOCK(T, SUF, V, L, 2)                                                            \
     DIRECT_BLOCK(T, SUF, V, L, 1)                                                            \
     static void direct_fwd_##SUF(const T *x, const T *w, const T *b, T *out,                 \
-                                 const Py_ssize_t *d, T *xp, Py_ssize_t Hp, Py_ssize_t Wp)   \
+                                 const Py_ssize_t *d, T *xp, Py_ssize_t Hp, Py_ssize_t Wp,   \
+                                 Py_ssize_t n0, Py_ssize_t n1)                               \
     {                                                                                        \
-        Py_ssize_t N = d[0], O = d[4], Ho = d[9], Wo = d[10];                                \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                 \
+        Py_ssize_t O = d[4], Ho = d[9], Wo = d[10];                                          \
+        for (Py_ssize_t n = n0; n < n1; n++) {                                               \
             pad_image_##SUF(x, xp, d, n, Hp, Wp);                                            \
             for (Py_ssize_t y = 0; y < Ho; y++)                                              \
                 for (Py_ssize_t x0 = 0; x0 < Wo; x0 += 4 * L) {                              \
@@ -81,11 +85,11 @@ typedef int64_t vecl __attribute__((vector_size(32)));
      * padded with zeros to whole vectors (Wg columns) */                                    \
     static void direct_wgrad_##SUF(const T *x, const T *g, T *gw, const Py_ssize_t *d,       \
                                    T *xp, T *gp, Py_ssize_t Hp, Py_ssize_t Wp,               \
-                                   Py_ssize_t Wg)                                            \
+                                   Py_ssize_t Wg, Py_ssize_t n0, Py_ssize_t n1)              \
     {                                                                                        \
-        Py_ssize_t N = d[0], C = d[1], O = d[4], kh = d[5], kw = d[6], Ho = d[9], Wo = d[10];\
+        Py_ssize_t C = d[1], O = d[4], kh = d[5], kw = d[6], Ho = d[9], Wo = d[10];          \
         memset(gw, 0, sizeof(T) * O * C * kh * kw);                                          \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                 \
+        for (Py_ssize_t n = n0; n < n1; n++) {                                               \
             pad_image_##SUF(x, xp, d, n, Hp, Wp);                                            \
             memset(gp, 0, sizeof(T) * O * Ho * Wg);                                          \
             for (Py_ssize_t o = 0; o < O; o++)                                               \
@@ -235,6 +239,35 @@ static int direct_dims(PyObject *seq, Py_ssize_t *d)
     return 0;
 }
 
+/* multiply-adds from which the two halves of the images go to two threads (threads.c) */
+#define DIRECT_SPLIT (1 << 20)
+
+typedef struct {
+    const void *x, *w, *b; /* w: the weight (forward) or the output gradient (wgrad) */
+    void *out, *xp[2], *gp[2], *sum[2];
+    const Py_ssize_t *d;
+    Py_ssize_t Hp, Wp, Wg;
+    int wgrad;
+    char kind;
+} DirectJob;
+
+/* images [0, N/2) or [N/2, N): the forward's outputs, or the weight gradient's sums */
+static void direct_half(void *arg, int half)
+{
+    const DirectJob *j = arg;
+    Py_ssize_t mid = j->d[0] / 2, n0 = half ? mid : 0, n1 = half ? j->d[0] : mid;
+    if (j->wgrad && j->kind == 'f')
+        direct_wgrad_f(j->x, j->w, j->sum[half], j->d, j->xp[half], j->gp[half], j->Hp, j->Wp,
+                       j->Wg, n0, n1);
+    else if (j->wgrad)
+        direct_wgrad_d(j->x, j->w, j->sum[half], j->d, j->xp[half], j->gp[half], j->Hp, j->Wp,
+                       j->Wg, n0, n1);
+    else if (j->kind == 'f')
+        direct_fwd_f(j->x, j->w, j->b, j->out, j->d, j->xp[half], j->Hp, j->Wp, n0, n1);
+    else
+        direct_fwd_d(j->x, j->w, j->b, j->out, j->d, j->xp[half], j->Hp, j->Wp, n0, n1);
+}
+
 /* conv2d_direct(x, w, b, out, dims) and, with `wgrad`, conv2d_direct_wgrad(x, g, gw, dims) */
 static PyObject *direct(PyObject *args, int wgrad)
 {
@@ -264,26 +297,41 @@ static PyObject *direct(PyObject *args, int wgrad)
     Py_ssize_t block = (wgrad ? 32 : 128) / (Py_ssize_t)item;
     Py_ssize_t Hp = d[9] + d[5] - 1, Wg = (d[10] + block - 1) / block * block;
     Py_ssize_t Wp = Wg + d[6] - 1 + 8;
-    void *xp = malloc((size_t)(d[1] * Hp * Wp) * item);
-    void *gp = wgrad ? malloc((size_t)(d[4] * d[9] * Wg) * item) : NULL;
-    if (!xp || (wgrad && !gp)) {
-        free(xp);
-        free(gp);
+    /* per half of the images: the padded image, and for the weight gradient the padded
+     * gradient rows and (half 1) its own sums, added to half 0's at the end */
+    size_t nxp = (size_t)(d[1] * Hp * Wp), ngp = wgrad ? (size_t)(d[4] * d[9] * Wg) : 0;
+    size_t per = nxp + ngp + (wgrad ? (size_t)nw : 0);
+    char *scratch = malloc(2 * per * item);
+    if (!scratch) {
         release_all(&h);
         return PyErr_NoMemory();
     }
+    DirectJob job = {.x = p[0], .w = p[1], .b = p[2], .out = p[3], .d = d, .Hp = Hp, .Wp = Wp,
+                     .Wg = Wg, .wgrad = wgrad, .kind = k};
+    for (int i = 0; i < 2; i++) {
+        job.xp[i] = scratch + i * per * item;
+        job.gp[i] = (char *)job.xp[i] + nxp * item;
+    }
+    if (wgrad) { /* x, g, gw: half 0 sums into gw, half 1 into its scratch */
+        job.w = p[1];
+        job.sum[0] = p[2];
+        job.sum[1] = (char *)job.gp[1] + ngp * item;
+    }
     Py_BEGIN_ALLOW_THREADS
+    if (d[0] > 1 && ny * d[1] * d[5] * d[6] >= DIRECT_SPLIT)
+        run_halves(direct_half, &job);
+    else {
+        direct_half(&job, 0);
+        direct_half(&job, 1);
+    }
     if (wgrad && k == 'f')
-        direct_wgrad_f(p[0], p[1], p[2], d, xp, gp, Hp, Wp, Wg);
+        for (Py_ssize_t i = 0; i < nw; i++)
+            ((float *)p[2])[i] += ((const float *)job.sum[1])[i];
     else if (wgrad)
-        direct_wgrad_d(p[0], p[1], p[2], d, xp, gp, Hp, Wp, Wg);
-    else if (k == 'f')
-        direct_fwd_f(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
-    else
-        direct_fwd_d(p[0], p[1], p[2], p[3], d, xp, Hp, Wp);
+        for (Py_ssize_t i = 0; i < nw; i++)
+            ((double *)p[2])[i] += ((const double *)job.sum[1])[i];
     Py_END_ALLOW_THREADS
-    free(xp);
-    free(gp);
+    free(scratch);
     release_all(&h);
     Py_RETURN_NONE;
 }

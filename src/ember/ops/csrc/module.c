@@ -2,7 +2,7 @@
  *
  * Sources: this file (the module and its function table), helpers.c (argument checks),
  * threads.c (the helper thread of the splittable kernels), rnn.c, optim.c, rows.c, dense.c,
- * conv.c, convdirect.c and pool.c (one family of kernels each), native.h (shared).
+ * conv.c, convdirect.c, convchan.c and pool.c (one family of kernels each), native.h (shared).
  *
  * Every kernel here has a plain NumPy twin in the Python module that calls it (ember.ops.rnn,
  * ember.ops.optim_kernels, ...); that module documents the math, falls back to the NumPy path
@@ -23,7 +23,7 @@
  * Rounding: built with -ffp-contract=off (no fused multiply-add), so kernels that do the same
  * float operations in the same order as their NumPy twin (the optimizer updates) give the same
  * bits; the recurrent cells use libmvec's exp/tanh, which may differ from NumPy's by an ulp;
- * the direct convolution (convdirect.c) alone turns fused multiply-add on.
+ * the direct convolutions (convdirect.c, convchan.c) alone turn fused multiply-add on.
  *
  * Arguments are C-contiguous float32 or float64 NumPy arrays (read through NumPy's C API when
  * built with its headers, else through the buffer protocol; helpers.c checks dtype, contiguity,
@@ -68,6 +68,10 @@ static PyMethodDef methods[] = {
      "conv2d_direct(x, w, b, out, dims): a stride-1 2-D convolution with few input taps."},
     {"conv2d_direct_wgrad", py_conv2d_direct_wgrad, METH_VARARGS,
      "conv2d_direct_wgrad(x, g, gw, dims): its weight gradient."},
+    {"conv2d_chan", py_conv2d_chan, METH_VARARGS,
+     "conv2d_chan(x, w, b, out, dims): a 2-D convolution vectorized over output channels."},
+    {"conv2d_chan_wgrad", py_conv2d_chan_wgrad, METH_VARARGS,
+     "conv2d_chan_wgrad(x, g, gw, dims): its weight gradient."},
     {"gather", py_gather, METH_VARARGS,
      "gather(dst, src, shape, strides, offset): dst = src[strided grid] (im2col)."},
     {"dense_rows", py_dense_rows, METH_VARARGS,

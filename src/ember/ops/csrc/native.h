@@ -39,6 +39,8 @@ Py_ssize_t count_of(PyObject *obj, char kind);
 /* threads.c: fn(arg, 0) and fn(arg, 1), on the calling thread and the helper thread */
 void run_halves(void (*fn)(void *, int), void *arg);
 char kind_of(PyObject *obj);
+/* conv.c: the 15 sizes of a 2-D convolution from a sequence; -1 with an exception set */
+int conv_dims(PyObject *dims, Py_ssize_t *d, const char *name);
 
 /* the module's functions, one file per family */
 PyObject *py_lstm_fwd(PyObject *self, PyObject *args);
@@ -64,6 +66,8 @@ PyObject *py_lstm_seq(PyObject *self, PyObject *args);
 PyObject *py_dense_rows(PyObject *self, PyObject *args);
 PyObject *py_conv2d_direct(PyObject *self, PyObject *args);
 PyObject *py_conv2d_direct_wgrad(PyObject *self, PyObject *args);
+PyObject *py_conv2d_chan(PyObject *self, PyObject *args);
+PyObject *py_conv2d_chan_wgrad(PyObject *self, PyObject *args);
 PyObject *py_set_threads(PyObject *self, PyObject *args);
 PyObject *py_get_threads(PyObject *self, PyObject *args);
 
