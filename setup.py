@@ -30,5 +30,6 @@ except ImportError:  # pragma: no cover - pyproject.toml lists numpy as a build 
 
 setup(ext_modules=[Extension(
     "ember.ops._native", sources=sorted(glob.glob("src/ember/ops/csrc/*.c")),
-    depends=["src/ember/ops/csrc/native.h"], extra_compile_args=CFLAGS,
+    depends=["src/ember/ops/csrc/native.h", "src/ember/ops/csrc/simd.h"],
+    extra_compile_args=CFLAGS,
     extra_link_args=["-lm", "-lpthread"], optional=True, **NUMPY)])

@@ -337,20 +337,6 @@ CHAN_CASES = [
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("case", CHAN_CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_few_outputs_chan_path(case, dtype, bias):
-    xs, ws, kw = case
-    tol = dict(grad_rtol=1e-3, grad_atol=1e-3) if dtype == np.float32 else {}
-    args = [_x(*xs).astype(dtype), _x(*ws).astype(dtype)]
-    if bias:
-        args.append(_x(ws[0]).astype(dtype))
-    check(lambda *a: F.conv2d(*a, **kw), lambda *a: torch.nn.functional.conv2d(*a, **kw),
-          args, **tol)
-
-
-@pytest.mark.oracle
 @pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=3), dict(padding=2)])
 def test_conv1d_few_outputs_chan_path(kw):
     args = [_x(3, 4, 40), _x(8, 4, 5), _x(8)]
@@ -359,10 +345,11 @@ def test_conv1d_few_outputs_chan_path(kw):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("case", DIRECT_CASES + CHAN_CASES,
+                         ids=lambda c: f"{c[0]}-{c[1]}-{'-'.join(map(str, c[2].values()))}")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_few_taps_direct_path(case, dtype, bias):
+def test_conv2d_direct_kernel_paths(case, dtype, bias):
     xs, ws, kw = case
     tol = dict(grad_rtol=1e-3, grad_atol=1e-3) if dtype == np.float32 else {}
     args = [_x(*xs).astype(dtype), _x(*ws).astype(dtype)]

@@ -19,12 +19,11 @@
  * intrinsics) and built with fused multiply-add, like convdirect.c: sums are in a different
  * order than the GEMM path's, and both are checked against PyTorch. */
 #include "native.h"
+#include "simd.h"
 
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 
-typedef float chanf __attribute__((vector_size(32)));
-typedef double chand __attribute__((vector_size(32)));
 
 #define CHAN_MAXV 4    /* channel vectors in one tile */
 /* pixels (forward) or taps (weight gradient) in a tile of 1, 2, 3 or 4 channel vectors: as
@@ -80,37 +79,23 @@ static inline Py_ssize_t cursor_out(const Cursor *c, const Geom *g)
     return (c->n * g->O * g->Ho + c->oy) * g->Wo + c->ox;
 }
 
-/* every lane v: a broadcast load (`(V){0} + v` would add zero first, which is not a no-op for
- * -0.0, and costs an add and a register shuffle per use) */
-static inline chanf splat_f(const float *p)
-{
-    float v = *p;
-    return (chanf){v, v, v, v, v, v, v, v};
-}
-
-static inline chand splat_d(const double *p)
-{
-    double v = *p;
-    return (chand){v, v, v, v};
-}
-
-/* pixels from p on that lie in p's image, before p1, and fit a chunk */
-static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
+/* The run of pixels from p on that lie in p's image, before p1, and fit a chunk: its length,
+ * and each pixel's corner in the padded image in at[] */
+static inline Py_ssize_t run_corners(const Geom *g, Py_ssize_t p, Py_ssize_t p1, Py_ssize_t *at)
 {
     Py_ssize_t plane = g->Ho * g->Wo, end = (p / plane + 1) * plane;
     if (end > p1)
         end = p1;
-    return end - p < CHAN_CHUNK ? end - p : CHAN_CHUNK;
+    Py_ssize_t len = end - p < CHAN_CHUNK ? end - p : CHAN_CHUNK;
+    Cursor c;
+    cursor_at(&c, g, p);
+    for (Py_ssize_t q = 0; q < len; q++, cursor_next(&c, g))
+        at[q] = cursor_in(&c, g);
+    return len;
 }
 
 #define CHAN_KERNELS(T, SUF, V, L)                                                           \
-    static inline V load_##SUF(const T *p)                                                   \
-    {                                                                                        \
-        V v;                                                                                 \
-        memcpy(&v, p, sizeof v);                                                             \
-        return v;                                                                            \
-    }                                                                                        \
-    /* x into xp (N, C, Hp, Wp) with zeros around */                                        \
+    /* x into xp (N, C, Hp, Wp) with zeros around */                                         \
     static void pad_all_##SUF(const Geom *g, const T *x, T *xp)                              \
     {                                                                                        \
         memset(xp, 0, sizeof(T) * g->N * g->C * g->Hp * g->Wp);                              \
@@ -121,7 +106,7 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
                 memcpy(xp + (i * g->Hp + r + g->ph) * g->Wp + g->pw,                         \
                        x + (i * g->H + r) * g->W, sizeof(T) * cols);                         \
     }                                                                                        \
-    /* forward: np <= PX pixels (corners at[p]) x OV channel vectors into buf (a row of OV     \
+    /* forward: np <= PX pixels (corners at[p]) x OV channel vectors into buf (a row of OV   \
      * vectors per pixel); wp holds this block's weights (K, OV, L), bias its OV vectors */  \
     static inline __attribute__((always_inline)) void fwd_tile_##SUF(                        \
         const Geom *g, const T *xp, const Py_ssize_t *at, int np, const T *wp, const T *bias, \
@@ -133,7 +118,7 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
         {                                                                                    \
             base[p] = xp + at[p < np ? p : np - 1];                                          \
             _Pragma("GCC unroll 4") for (int j = 0; j < OV; j++)                             \
-                acc[p * OV + j] = load_##SUF(bias + j * L);                                  \
+                acc[p * OV + j] = loadv_##SUF(bias + j * L);                                 \
         }                                                                                    \
         const Py_ssize_t *toff = g->toff;                                                    \
         for (Py_ssize_t t = 0; t < g->K; t++) {                                              \
@@ -143,7 +128,7 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
             {                                                                                \
                 V xv = splat_##SUF(base[p] + off);                                           \
                 _Pragma("GCC unroll 4") for (int j = 0; j < OV; j++)                         \
-                    acc[p * OV + j] += xv * load_##SUF(wt + j * L);                          \
+                    acc[p * OV + j] += xv * loadv_##SUF(wt + j * L);                         \
             }                                                                                \
         }                                                                                    \
         for (int p = 0; p < np; p++)                                                         \
@@ -151,17 +136,13 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
     }                                                                                        \
     /* forward over pixels [p0, p1), in runs inside one image: each channel block's tiles    \
      * into buf (pixel-major), then buf into the output (channel-major: contiguous rows, not \
-     * one store per channel plane and pixel, whose planes can alias in the cache) */       \
+     * one store per channel plane and pixel, whose planes can alias in the cache) */        \
     static void fwd_range_##SUF(const Geom *g, const T *xp, const T *wpack, const T *bias,   \
                                 T *out, T *buf, Py_ssize_t p0, Py_ssize_t p1)                \
     {                                                                                        \
         Py_ssize_t plane = g->Ho * g->Wo, at[CHAN_CHUNK];                                    \
         for (Py_ssize_t p = p0; p < p1;) {                                                   \
-            Py_ssize_t n = p / plane, r = p - n * plane, len = run_length(g, p, p1);         \
-            Cursor c;                                                                        \
-            cursor_at(&c, g, p);                                                             \
-            for (Py_ssize_t q = 0; q < len; q++, cursor_next(&c, g))                         \
-                at[q] = cursor_in(&c, g);                                                    \
+            Py_ssize_t n = p / plane, r = p - n * plane, len = run_corners(g, p, p1, at);    \
             for (Py_ssize_t v0 = 0; v0 < g->nv; v0 += CHAN_MAXV) {                           \
                 int ov = g->nv - v0 < CHAN_MAXV ? (int)(g->nv - v0) : CHAN_MAXV;             \
                 int px = CHAN_TILE[ov];                                                      \
@@ -205,15 +186,15 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
             const T *xb = xp + at[p], *gp = gt + p * row + v0 * L;                           \
             _Pragma("GCC unroll 12") for (int t = 0; t < TB; t++)                            \
             {                                                                                \
-                V xv = splat_##SUF(xb + off[t]);                                                  \
+                V xv = splat_##SUF(xb + off[t]);                                             \
                 _Pragma("GCC unroll 4") for (int j = 0; j < OV; j++)                         \
-                    acc[t * OV + j] += xv * load_##SUF(gp + j * L);                          \
+                    acc[t * OV + j] += xv * loadv_##SUF(gp + j * L);                         \
             }                                                                                \
         }                                                                                    \
         for (int t = 0; t < TB; t++)                                                         \
             for (int j = 0; j < OV; j++) {                                                   \
                 T *s = sum + (t0 + t) * row + (v0 + j) * L;                                  \
-                V v = load_##SUF(s) + acc[t * OV + j];                                       \
+                V v = loadv_##SUF(s) + acc[t * OV + j];                                      \
                 memcpy(s, &v, sizeof v);                                                     \
             }                                                                                \
     }                                                                                        \
@@ -225,11 +206,7 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
     {                                                                                        \
         Py_ssize_t row = g->nv * L, plane = g->Ho * g->Wo, at[CHAN_CHUNK];                   \
         for (Py_ssize_t p = p0; p < p1;) {                                                   \
-            Py_ssize_t n = p / plane, r = p - n * plane, len = run_length(g, p, p1);         \
-            Cursor c;                                                                        \
-            cursor_at(&c, g, p);                                                             \
-            for (Py_ssize_t q = 0; q < len; q++, cursor_next(&c, g))                         \
-                at[q] = cursor_in(&c, g);                                                    \
+            Py_ssize_t n = p / plane, r = p - n * plane, len = run_corners(g, p, p1, at);    \
             if (g->O < row)                                                                  \
                 memset(gt, 0, sizeof(T) * len * row);                                        \
             for (Py_ssize_t o = 0; o < g->O; o++) {                                          \
@@ -272,8 +249,8 @@ static inline Py_ssize_t run_length(const Geom *g, Py_ssize_t p, Py_ssize_t p1)
         }                                                                                    \
     }
 
-CHAN_KERNELS(float, f, chanf, 8)
-CHAN_KERNELS(double, d, chand, 4)
+CHAN_KERNELS(float, f, vecf, 8)
+CHAN_KERNELS(double, d, vecd, 4)
 
 #pragma GCC pop_options
 
@@ -334,8 +311,8 @@ static int chan_geom(Geom *g, PyObject *dims, int lanes)
 }
 
 #define CHAN_PACK(T, SUF)                                                                    \
-    /* w (O, K) as (K, L) per channel vector, blocks of CHAN_MAXV vectors, zeros past O;    \
-     * bias as nv L values */                                                               \
+    /* w (O, K) as (K, L) per channel vector, blocks of CHAN_MAXV vectors, zeros past O;     \
+     * bias as nv L values */                                                                \
     static void pack_##SUF(const Geom *g, const T *w, const T *b, T *wpack, T *bias, int L)  \
     {                                                                                        \
         for (Py_ssize_t v0 = 0; v0 < g->nv; v0 += CHAN_MAXV) {                               \

@@ -15,29 +15,17 @@
  * intrinsics) and built with fused multiply-add, which the rest of the extension is not: these
  * loops round differently from the GEMM path anyway, and both are checked against PyTorch. */
 #include "native.h"
+#include "simd.h"
 
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 
-/* GCC's vector extension (plain C, any target): 32 bytes, 8 floats or 4 doubles. Loads and
- * stores go through memcpy, which compiles to unaligned vector moves. */
-typedef float vecf __attribute__((vector_size(32)));
-typedef double vecd __attribute__((vector_size(32)));
-typedef int32_t veci __attribute__((vector_size(32))); /* lane masks of the same widths */
-typedef int64_t vecl __attribute__((vector_size(32)));
-
 /* dims: N, C, H, W, O, kh, kw, pad top, pad left, Ho, Wo */
 #define DIRECT_KERNELS(T, SUF, V, VI, L)                                                     \
-    static inline V load_##SUF(const T *p)                                                   \
-    {                                                                                        \
-        V v;                                                                                 \
-        memcpy(&v, p, sizeof v);                                                             \
-        return v;                                                                            \
-    }                                                                                        \
     /* the first m lanes of p, zeros in the others (bits cleared: no inf or NaN survives) */ \
     static inline V load_first_##SUF(const T *p, VI keep)                                    \
     {                                                                                        \
-        return (V)((VI)load_##SUF(p) & keep);                                                \
+        return (V)((VI)loadv_##SUF(p) & keep);                                               \
     }                                                                                        \
     /* image n of x (C, H, W) into xp (C, Hp, Wp), zero-padded: rows from `top`, columns     \
      * from `left`, zeros around and beyond */                                               \
@@ -80,7 +68,7 @@ typedef int64_t vecl __attribute__((vector_size(32)));
                 }                                                                            \
         }                                                                                    \
     }                                                                                        \
-    /* gw[o, c, ky, kx] = sum over n, y, x of g[n, o, y, x] xp[n, c, y + ky, x + kx], four    \
+    /* gw[o, c, ky, kx] = sum over n, y, x of g[n, o, y, x] xp[n, c, y + ky, x + kx], four   \
      * taps at a time as vector partial sums; gp is one image's gradient with its rows       \
      * padded with zeros to whole vectors (Wg columns) */                                    \
     static void direct_wgrad_##SUF(const T *x, const T *g, T *gw, const Py_ssize_t *d,       \
@@ -102,11 +90,11 @@ typedef int64_t vecl __attribute__((vector_size(32)));
                         T *dst = gw + ((o * C + c) * kh + ky) * kw;                          \
                         const T *gr = gp + o * Ho * Wg, *xr = xp + (c * Hp + ky) * Wp;       \
                         if (kw == 3) {                                                       \
-                            wgrad_taps3_##SUF(gr, xr, dst, Ho, Wo, Wg, Wp);                      \
+                            wgrad_taps3_##SUF(gr, xr, dst, Ho, Wo, Wg, Wp);                  \
                             continue;                                                        \
                         }                                                                    \
                         if (kw == 5) {                                                       \
-                            wgrad_taps5_##SUF(gr, xr, dst, Ho, Wo, Wg, Wp);                      \
+                            wgrad_taps5_##SUF(gr, xr, dst, Ho, Wo, Wg, Wp);                  \
                             continue;                                                        \
                         }                                                                    \
                         for (Py_ssize_t k0 = 0; k0 < kw; k0 += 4) {                          \
@@ -118,7 +106,7 @@ typedef int64_t vecl __attribute__((vector_size(32)));
                             for (Py_ssize_t y = 0; y < Ho; y++) {                            \
                                 const T *gy = gr + y * Wg, *xy = xr + y * Wp + k0;           \
                                 for (Py_ssize_t x0 = 0; x0 < Wg; x0 += L) {                  \
-                                    V gv = load_##SUF(gy + x0);                              \
+                                    V gv = loadv_##SUF(gy + x0);                             \
                                     VI m = x0 + L < Wg ? (VI){0} - 1 : keep;                 \
                                     a0 += gv * load_first_##SUF(xy + x0, m);                 \
                                     a1 += gv * load_first_##SUF(xy + x0 + 1, m);             \
@@ -154,11 +142,11 @@ typedef int64_t vecl __attribute__((vector_size(32)));
             const T *gy = g + y * Wg, *xy = xp + y * Wp;                                     \
             Py_ssize_t x0 = 0;                                                               \
             for (; x0 < Wg - L; x0 += L) {                                                   \
-                V gv = load_##SUF(gy + x0);                                                  \
+                V gv = loadv_##SUF(gy + x0);                                                 \
                 for (int t = 0; t < K; t++)                                                  \
-                    a[t] += gv * load_##SUF(xy + x0 + t);                                    \
+                    a[t] += gv * loadv_##SUF(xy + x0 + t);                                   \
             }                                                                                \
-            V gv = load_##SUF(gy + x0); /* (zeros past Wo) */                               \
+            V gv = loadv_##SUF(gy + x0); /* (zeros past Wo) */                               \
             for (int t = 0; t < K; t++)                                                      \
                 a[t] += gv * load_first_##SUF(xy + x0 + t, keep);                            \
         }                                                                                    \
@@ -181,16 +169,16 @@ typedef int64_t vecl __attribute__((vector_size(32)));
         for (int q = 0; q < OB; q++) {                                                       \
             T bq = b ? b[o + q] : (T)0;                                                      \
             for (int i = 0; i < 4; i++)                                                      \
-                acc[q][i] = (V){0} + bq;                                                     \
+                acc[q][i] = splat_##SUF(&bq);                                                \
         }                                                                                    \
         for (Py_ssize_t c = 0; c < C; c++)                                                   \
             for (Py_ssize_t ky = 0; ky < kh; ky++) {                                         \
                 const T *row = xp + (c * Hp + y + ky) * Wp + x0;                             \
                 for (Py_ssize_t kx = 0; kx < kw; kx++) {                                     \
-                    V xv0 = load_##SUF(row + kx), xv1 = load_##SUF(row + kx + L);            \
-                    V xv2 = load_##SUF(row + kx + 2 * L), xv3 = load_##SUF(row + kx + 3 * L);\
+                    V xv0 = loadv_##SUF(row + kx), xv1 = loadv_##SUF(row + kx + L);          \
+                    V xv2 = loadv_##SUF(row + kx + 2 * L), xv3 = loadv_##SUF(row + kx + 3 * L);\
                     for (int q = 0; q < OB; q++) {                                           \
-                        V wv = (V){0} + w[(((o + q) * C + c) * kh + ky) * kw + kx];          \
+                        V wv = splat_##SUF(w + (((o + q) * C + c) * kh + ky) * kw + kx);     \
                         acc[q][0] += wv * xv0;                                               \
                         acc[q][1] += wv * xv1;                                               \
                         acc[q][2] += wv * xv2;                                               \
