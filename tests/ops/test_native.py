@@ -211,6 +211,21 @@ def _close(runs, dtype):
         np.testing.assert_allclose(a, b, **tol)
 
 
+def _same_on_one_and_two_threads(run):
+    """``run()`` with the compiled kernels on one thread and on two: the same bits (a kernel
+    split in halves sums each half apart and adds the halves in a fixed order)."""
+    before = ember.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            ember.set_num_threads(threads)
+            outs.append(run())
+    finally:
+        ember.set_num_threads(before)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
 def _grad_run(make_inputs, f):
     def run():
         xs = make_inputs()
@@ -224,14 +239,15 @@ def _grad_run(make_inputs, f):
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ["plain", "sum", "inf-row", "nan-row", "smoothing"])
-def test_cross_entropy_kernel_matches_numpy(dtype, case):
+@pytest.mark.parametrize("n, c", [(9, 13), (300, 700)])  # (300, 700): split in two halves
+def test_cross_entropy_kernel_matches_numpy(dtype, case, n, c):
     r = np.random.default_rng(1)
-    x0 = (r.standard_normal((9, 13)) * 3).astype(dtype)
+    x0 = (r.standard_normal((n, c)) * 3).astype(dtype)
     if case == "inf-row":  # a non-finite row sends the whole batch to the NumPy path
         x0[2, 4] = np.inf
     if case == "nan-row":
-        x0[5, 0] = np.nan
-    t = ember.tensor(r.integers(0, 13, 9))
+        x0[n - 4, 0] = np.nan  # (in the second half when split)
+    t = ember.tensor(r.integers(0, c, n))
     kw = dict(reduction="sum") if case == "sum" else dict(
         label_smoothing=0.1) if case == "smoothing" else {}
 
@@ -242,6 +258,7 @@ def test_cross_entropy_kernel_matches_numpy(dtype, case):
         return [loss.detach().numpy(), x.grad.numpy()]
 
     runs = _on_and_off(run)
+    _same_on_one_and_two_threads(run)
     if case in ("inf-row", "nan-row"):  # the same NaN/inf pattern as the NumPy path
         for a, b in zip(*runs):
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
@@ -253,9 +270,10 @@ def test_cross_entropy_kernel_matches_numpy(dtype, case):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mask", ["none", "causal", "float", "float+causal", "hidden-row",
                                   "bool"])
-def test_attention_softmax_kernel_matches_numpy(dtype, mask):
+@pytest.mark.parametrize("L", [6, 160])  # 160: the softmax rows split in two halves
+def test_attention_softmax_kernel_matches_numpy(dtype, mask, L):
     r = np.random.default_rng(2)
-    L = S = 6
+    S = L
     arrays = [r.standard_normal((2, 3, L, 4)).astype(dtype) for _ in range(3)]
     m, causal = None, "causal" in mask
     if mask.startswith("float"):
@@ -275,14 +293,16 @@ def test_attention_softmax_kernel_matches_numpy(dtype, mask):
         return fused_attention(q, k, v, m, scale=0.5, causal=causal)
 
     _close(_on_and_off(_grad_run(make, f)), dtype)
+    _same_on_one_and_two_threads(_grad_run(make, f))
 
 
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
-def test_layer_norm_kernel_matches_numpy(dtype, affine):
+@pytest.mark.parametrize("rows", [5, 2000])  # 4 x 2000 rows: split in two halves
+def test_layer_norm_kernel_matches_numpy(dtype, affine, rows):
     r = np.random.default_rng(3)
-    x0 = (r.standard_normal((4, 5, 24)) * 2 + 1).astype(dtype)
+    x0 = (r.standard_normal((4, rows, 24)) * 2 + 1).astype(dtype)
     w0 = r.standard_normal(24).astype(dtype)
     b0 = r.standard_normal(24).astype(dtype)
 
@@ -301,6 +321,7 @@ def test_layer_norm_kernel_matches_numpy(dtype, affine):
         return [y.detach().numpy()] + [t.grad.numpy() for t in (x, w, b) if t is not None]
 
     _close(_on_and_off(run), dtype)
+    _same_on_one_and_two_threads(run)
 
 
 def test_every_kernel_is_built():

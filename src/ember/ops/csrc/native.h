@@ -38,6 +38,10 @@ const int64_t *get_index_below(Held *h, PyObject *obj, const char *name, Py_ssiz
 Py_ssize_t count_of(PyObject *obj, char kind);
 /* threads.c: fn(arg, 0) and fn(arg, 1), on the calling thread and the helper thread */
 void run_halves(void (*fn)(void *, int), void *arg);
+/* threads.c: fn(arg, r0, r1, half) over rows [0, rows), in two halves on two threads when
+ * `work` (the elements touched) makes it worth it; 0 if a half returned 0 */
+int run_rows(int (*fn)(void *, Py_ssize_t, Py_ssize_t, int), void *arg, Py_ssize_t rows,
+             double work);
 char kind_of(PyObject *obj);
 /* conv.c: the 15 sizes of a 2-D convolution from a sequence; -1 with an exception set */
 int conv_dims(PyObject *dims, Py_ssize_t *d, const char *name);

@@ -7,10 +7,10 @@
  * loss log(sum exp(x - m)) - (x_t - m), m the row max. Returns 0 if some row is not finite
  * (the caller then takes the NumPy path, which handles inf and NaN as PyTorch does). */
 #define XENT_KERNELS(T, SUF, EXP, LOG)                                                       \
-    static int xent_fwd_##SUF(const T *x, const int64_t *t, T *p, T *loss, Py_ssize_t N,     \
-                              Py_ssize_t C)                                                  \
+    static int xent_fwd_##SUF(const T *x, const int64_t *t, T *p, T *loss, Py_ssize_t r0,    \
+                              Py_ssize_t r1, Py_ssize_t C)                                   \
     {                                                                                        \
-        for (Py_ssize_t r = 0; r < N; r++) {                                                 \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             const T *xr = x + r * C;                                                         \
             T *pr = p + r * C, m = xr[0], total = 0;                                         \
             _Pragma("omp simd reduction(max:m)")                                             \
@@ -33,10 +33,10 @@
         return 1;                                                                            \
     }                                                                                        \
     /* its gradient for a scalar upstream factor c: out = c p, minus c at the target */      \
-    static void xent_bwd_##SUF(const T *p, const int64_t *t, T c, T *out, Py_ssize_t N,      \
-                               Py_ssize_t C)                                                 \
+    static void xent_bwd_##SUF(const T *p, const int64_t *t, T c, T *out, Py_ssize_t r0,     \
+                               Py_ssize_t r1, Py_ssize_t C)                                  \
     {                                                                                        \
-        for (Py_ssize_t r = 0; r < N; r++) {                                                 \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             const T *pr = p + r * C;                                                         \
             T *o = out + r * C;                                                              \
             for (Py_ssize_t j = 0; j < C; j++)                                               \
@@ -46,10 +46,10 @@
     }                                                                                        \
     /* attention weights in place: s <- softmax(s scale + mask[r % L]) over each row of S,   \
      * keys after the query hidden when `causal`; 0 if a row has nothing finite to attend */ \
-    static int softmax_rows_##SUF(T *s, Py_ssize_t rows, Py_ssize_t S, T scale,             \
+    static int softmax_rows_##SUF(T *s, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t S, T scale, \
                                   const T *mask, Py_ssize_t L, int causal)                  \
     {                                                                                        \
-        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             Py_ssize_t i = r % L, lim = causal ? (i + 1 < S ? i + 1 : S) : S;                \
             T *row = s + r * S, total = 0;                                                   \
             const T *mr = mask ? mask + i * S : NULL;                                        \
@@ -80,10 +80,10 @@
         return 1;                                                                            \
     }                                                                                        \
     /* the softmax's backward from dP: gp <- (gp - rs[r]) p, rs[r] = sum(dP p) of the row */  \
-    static void softmax_rows_bwd_##SUF(T *gp, const T *p, const T *rs, Py_ssize_t rows,     \
-                                       Py_ssize_t S)                                         \
+    static void softmax_rows_bwd_##SUF(T *gp, const T *p, const T *rs, Py_ssize_t r0,       \
+                                       Py_ssize_t r1, Py_ssize_t S)                          \
     {                                                                                        \
-        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             T *g = gp + r * S, k = rs[r];                                                    \
             const T *pr = p + r * S;                                                         \
             for (Py_ssize_t j = 0; j < S; j++)                                               \
@@ -93,6 +93,42 @@
 
 XENT_KERNELS(float, f, expf, logf)
 XENT_KERNELS(double, d, exp, log)
+
+/* The four kernels above over a range of rows, for run_rows: their arrays and sizes */
+typedef struct {
+    void *a, *b, *c;       /* xent: x, p, loss / p, out; softmax: s, mask / gp, p, rs */
+    const int64_t *t;      /* xent: the targets */
+    double scale;          /* xent_bwd: c; softmax: the scale */
+    Py_ssize_t C, L;       /* the row length; softmax: the mask's rows */
+    int causal, which;     /* which: 0 xent_fwd, 1 xent_bwd, 2 softmax, 3 softmax_bwd */
+    char kind;
+} RowArgs;
+
+static int rows_part(void *arg, Py_ssize_t r0, Py_ssize_t r1, int half)
+{
+    const RowArgs *a = arg;
+    int f = a->kind == 'f';
+    switch (a->which) {
+    case 0:
+        return f ? xent_fwd_f(a->a, a->t, a->b, a->c, r0, r1, a->C)
+                 : xent_fwd_d(a->a, a->t, a->b, a->c, r0, r1, a->C);
+    case 1:
+        if (f)
+            xent_bwd_f(a->a, a->t, (float)a->scale, a->b, r0, r1, a->C);
+        else
+            xent_bwd_d(a->a, a->t, a->scale, a->b, r0, r1, a->C);
+        return 1;
+    case 2:
+        return f ? softmax_rows_f(a->a, r0, r1, a->C, (float)a->scale, a->b, a->L, a->causal)
+                 : softmax_rows_d(a->a, r0, r1, a->C, a->scale, a->b, a->L, a->causal);
+    default:
+        if (f)
+            softmax_rows_bwd_f(a->a, a->b, a->c, r0, r1, a->C);
+        else
+            softmax_rows_bwd_d(a->a, a->b, a->c, r0, r1, a->C);
+        return 1;
+    }
+}
 
 PyObject *py_xent_fwd(PyObject *self, PyObject *args)
 {
@@ -117,7 +153,8 @@ PyObject *py_xent_fwd(PyObject *self, PyObject *args)
     }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = k == 'f' ? xent_fwd_f(p[0], t, p[1], p[2], N, C) : xent_fwd_d(p[0], t, p[1], p[2], N, C);
+    RowArgs a = {.a = p[0], .b = p[1], .c = p[2], .t = t, .C = C, .which = 0, .kind = k};
+    ok = run_rows(rows_part, &a, N, 2.0 * N * C);
     Py_END_ALLOW_THREADS
     release_all(&h);
     return PyBool_FromLong(ok);
@@ -146,10 +183,8 @@ PyObject *py_xent_bwd(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
-        xent_bwd_f(p[0], t, (float)c, p[1], N, C);
-    else
-        xent_bwd_d(p[0], t, c, p[1], N, C);
+    RowArgs a = {.a = p[0], .b = p[1], .t = t, .scale = c, .C = C, .which = 1, .kind = k};
+    run_rows(rows_part, &a, N, 2.0 * N * C);
     Py_END_ALLOW_THREADS
     release_all(&h);
     Py_RETURN_NONE;
@@ -178,8 +213,9 @@ PyObject *py_softmax_rows(PyObject *self, PyObject *args)
         return NULL;
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = k == 'f' ? softmax_rows_f(p[0], rows, S, (float)scale, p[1], L, causal)
-                  : softmax_rows_d(p[0], rows, S, scale, p[1], L, causal);
+    RowArgs a = {.a = p[0], .b = p[1], .scale = scale, .C = S, .L = L, .causal = causal,
+                 .which = 2, .kind = k};
+    ok = run_rows(rows_part, &a, rows, 2.0 * rows * S);
     Py_END_ALLOW_THREADS
     release_all(&h);
     return PyBool_FromLong(ok);
@@ -201,10 +237,8 @@ PyObject *py_softmax_rows_bwd(PyObject *self, PyObject *args)
     if (get_all(&h, o, names, "wrr", counts, 3, k, p) < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
-        softmax_rows_bwd_f(p[0], p[1], p[2], rows, S);
-    else
-        softmax_rows_bwd_d(p[0], p[1], p[2], rows, S);
+    RowArgs a = {.a = p[0], .b = p[1], .c = p[2], .C = S, .which = 3, .kind = k};
+    run_rows(rows_part, &a, rows, 3.0 * rows * S);
     Py_END_ALLOW_THREADS
     release_all(&h);
     Py_RETURN_NONE;
@@ -216,9 +250,9 @@ PyObject *py_softmax_rows_bwd(PyObject *self, PyObject *args)
  * gx = (gh - mean(gh) - xh mean(gh xh)) rstd, gw = sum over rows of g xh, gb = of g. */
 #define LN_KERNELS(T, SUF, SQRT)                                                             \
     static void ln_fwd_##SUF(const T *x, const T *w, const T *b, T *y, T *mu, T *rstd,       \
-                             Py_ssize_t R, Py_ssize_t C, double eps)                         \
+                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, double eps)         \
     {                                                                                        \
-        for (Py_ssize_t r = 0; r < R; r++) {                                                 \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             const T *xr = x + r * C;                                                         \
             T *yr = y + r * C;                                                               \
             double sum = 0, sq = 0;                                                          \
@@ -248,17 +282,13 @@ PyObject *py_softmax_rows_bwd(PyObject *self, PyObject *args)
                     yr[j] = (xr[j] - m) * rs;                                                \
         }                                                                                    \
     }                                                                                        \
-    static int ln_bwd_##SUF(const T *g, const T *x, const T *w, const T *mu, const T *rstd,  \
-                            T *gx, T *gw, T *gb, Py_ssize_t R, Py_ssize_t C)                \
+    /* rows [r0, r1): gx, and their sums of g xh and g added to acc (2C doubles); xh is C  \
+     * values of scratch */                                                                  \
+    static void ln_bwd_##SUF(const T *g, const T *x, const T *w, const T *mu, const T *rstd, \
+                             T *gx, double *acc, T *xh, Py_ssize_t r0, Py_ssize_t r1,        \
+                             Py_ssize_t C)                                                   \
     {                                                                                        \
-        double *acc = calloc(2 * C, sizeof(double));                                         \
-        T *xh = malloc(C * sizeof(T));                                                       \
-        if (!acc || !xh) {                                                                   \
-            free(acc);                                                                       \
-            free(xh);                                                                        \
-            return 0;                                                                        \
-        }                                                                                    \
-        for (Py_ssize_t r = 0; r < R; r++) {                                                 \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                               \
             const T *gr = g + r * C, *xr = x + r * C;                                        \
             T m = mu[r], rs = rstd[r];                                                       \
             double s1 = 0, s2 = 0;                                                           \
@@ -283,19 +313,34 @@ PyObject *py_softmax_rows_bwd(PyObject *self, PyObject *args)
                 o[j] = (gh - m1 - xh[j] * m2) * rs;                                          \
             }                                                                                \
         }                                                                                    \
-        for (Py_ssize_t j = 0; j < C; j++) {                                                 \
-            if (gw)                                                                          \
-                gw[j] = (T)acc[j];                                                           \
-            if (gb)                                                                          \
-                gb[j] = (T)acc[C + j];                                                       \
-        }                                                                                    \
-        free(acc);                                                                           \
-        free(xh);                                                                            \
-        return 1;                                                                            \
     }
 
 LN_KERNELS(float, f, sqrtf)
 LN_KERNELS(double, d, sqrt)
+
+/* layer norm over a range of rows, for run_rows; the backward's column sums per half */
+typedef struct {
+    const void *x, *w, *b, *g;
+    void *y, *mu, *rstd, *gx, *xh[2];
+    double *acc[2], eps;
+    Py_ssize_t C;
+    int backward;
+    char kind;
+} LnArgs;
+
+static int ln_part(void *arg, Py_ssize_t r0, Py_ssize_t r1, int h)
+{
+    const LnArgs *a = arg;
+    if (!a->backward && a->kind == 'f')
+        ln_fwd_f(a->x, a->w, a->b, a->y, a->mu, a->rstd, r0, r1, a->C, a->eps);
+    else if (!a->backward)
+        ln_fwd_d(a->x, a->w, a->b, a->y, a->mu, a->rstd, r0, r1, a->C, a->eps);
+    else if (a->kind == 'f')
+        ln_bwd_f(a->g, a->x, a->w, a->mu, a->rstd, a->gx, a->acc[h], a->xh[h], r0, r1, a->C);
+    else
+        ln_bwd_d(a->g, a->x, a->w, a->mu, a->rstd, a->gx, a->acc[h], a->xh[h], r0, r1, a->C);
+    return 1;
+}
 
 PyObject *py_ln_fwd(PyObject *self, PyObject *args)
 {
@@ -314,11 +359,10 @@ PyObject *py_ln_fwd(PyObject *self, PyObject *args)
     void *p[6];
     if (get_all(&h, o, names, "rRRwww", counts, 6, k, p) < 0)
         return NULL;
+    LnArgs a = {.x = p[0], .w = p[1], .b = p[2], .y = p[3], .mu = p[4], .rstd = p[5],
+                .eps = eps, .C = C, .kind = k};
     Py_BEGIN_ALLOW_THREADS
-    if (k == 'f')
-        ln_fwd_f(p[0], p[1], p[2], p[3], p[4], p[5], R, C, eps);
-    else
-        ln_fwd_d(p[0], p[1], p[2], p[3], p[4], p[5], R, C, eps);
+    run_rows(ln_part, &a, R, 3.0 * R * C);
     Py_END_ALLOW_THREADS
     release_all(&h);
     Py_RETURN_NONE;
@@ -341,14 +385,35 @@ PyObject *py_ln_bwd(PyObject *self, PyObject *args)
     void *p[8];
     if (get_all(&h, o, names, "rrRrrWWW", counts, 8, k, p) < 0)
         return NULL;
-    int ok;
-    Py_BEGIN_ALLOW_THREADS
-    ok = k == 'f' ? ln_bwd_f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], R, C)
-                  : ln_bwd_d(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], R, C);
-    Py_END_ALLOW_THREADS
-    release_all(&h);
-    if (!ok)
+    /* per half: the column sums (2C doubles) and a row of xh */
+    size_t item = k == 'f' ? 4 : 8;
+    char *scratch = calloc(2, 2 * C * sizeof(double) + C * item);
+    if (!scratch) {
+        release_all(&h);
         return PyErr_NoMemory();
+    }
+    LnArgs a = {.g = p[0], .x = p[1], .w = p[2], .mu = p[3], .rstd = p[4], .gx = p[5],
+                .C = C, .backward = 1, .kind = k};
+    for (int i = 0; i < 2; i++) {
+        a.acc[i] = (double *)(scratch + i * (2 * C * sizeof(double) + C * item));
+        a.xh[i] = a.acc[i] + 2 * C;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_rows(ln_part, &a, R, 4.0 * R * C);
+    for (Py_ssize_t j = 0; j < C; j++) { /* half 0's sums, then half 1's */
+        double sw = a.acc[0][j] + a.acc[1][j], sb = a.acc[0][C + j] + a.acc[1][C + j];
+        if (k == 'f' && p[6])
+            ((float *)p[6])[j] = (float)sw;
+        else if (p[6])
+            ((double *)p[6])[j] = sw;
+        if (k == 'f' && p[7])
+            ((float *)p[7])[j] = (float)sb;
+        else if (p[7])
+            ((double *)p[7])[j] = sb;
+    }
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    release_all(&h);
     Py_RETURN_NONE;
 }
 

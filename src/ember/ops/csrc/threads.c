@@ -27,6 +27,7 @@
 #include <time.h>
 
 #define SPIN_NS 50000L /* how long the helper waits for the next job before sleeping */
+#define ROWS_SPLIT 262144.0 /* elements from which run_rows splits a job in two */
 #define CLAIMED 1UL     /* low bit of `claim`: part 1 of job (claim & ~1) is taken */
 
 static pthread_mutex_t use_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
@@ -172,6 +173,33 @@ void run_halves(void (*fn)(void *, int), void *arg)
         while (atomic_load(&done) != s)
             pause_cpu();
     pthread_mutex_unlock(&use_lock);
+}
+
+/* fn(arg, r0, r1, half) over rows [0, rows) as two halves (half 0 and 1) on two threads when
+ * `work` (about the elements touched) is large enough to pay for it, else in one call (half 0);
+ * 0 if a half returned 0 */
+typedef struct {
+    int (*fn)(void *, Py_ssize_t, Py_ssize_t, int);
+    void *arg;
+    Py_ssize_t rows;
+    int ok[2];
+} RowsJob;
+
+static void rows_half(void *arg, int half)
+{
+    RowsJob *j = arg;
+    Py_ssize_t mid = j->rows / 2;
+    j->ok[half] = half ? j->fn(j->arg, mid, j->rows, 1) : j->fn(j->arg, 0, mid, 0);
+}
+
+int run_rows(int (*fn)(void *, Py_ssize_t, Py_ssize_t, int), void *arg, Py_ssize_t rows,
+             double work)
+{
+    if (rows < 2 || work < ROWS_SPLIT)
+        return fn(arg, 0, rows, 0);
+    RowsJob job = {fn, arg, rows, {1, 1}};
+    run_halves(rows_half, &job);
+    return job.ok[0] && job.ok[1];
 }
 
 PyObject *py_set_threads(PyObject *self, PyObject *args)
