@@ -1,5 +1,6 @@
 /* One helper thread for kernels that split into two halves (the small-batch dense layer and
- * LSTM sequence, the direct convolutions).
+ * LSTM sequence, the direct convolutions, and through run_rows the large row-wise kernels:
+ * cross-entropy, the attention softmax, layer norm).
  *
  * Why not OpenMP: its worker threads spin after every parallel region and fought OpenBLAS's
  * threads for this machine's two cores. This helper only ever takes "part 1" of a job whose
@@ -27,7 +28,11 @@
 #include <time.h>
 
 #define SPIN_NS 50000L /* how long the helper waits for the next job before sleeping */
-#define ROWS_SPLIT 262144.0 /* elements from which run_rows splits a job in two */
+/* elements touched from which run_rows splits a job in two: the Transformer's row kernels
+ * (0.5-3M) gain, while small ones would only wake the helper, whose polling afterwards slows
+ * the GEMM that follows (splitting the LSTM cell, 4k units a step, took lstm-text's training
+ * step from 9.7 to 13.3 ms; relu, memory-bound, gained nothing on LeNet-5) */
+#define ROWS_SPLIT 262144.0
 #define CLAIMED 1UL     /* low bit of `claim`: part 1 of job (claim & ~1) is taken */
 
 static pthread_mutex_t use_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
