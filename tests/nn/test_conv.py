@@ -333,6 +333,7 @@ CHAN_CASES = [
     ((2, 1, 28, 28), (6, 1, 5, 5), dict(stride=(1, 2), padding=(2, 0))),
     ((1, 40, 5, 5), (3, 40, 1, 1), dict()),  # 1x1 over many channels
     ((2, 5, 9, 9), (16, 5, 4, 4), dict(stride=3)),  # input rows never read
+    ((2, 3, 2, 2), (4, 3, 1, 1), dict(stride=10, padding=3)),  # only padding is read
 ]
 
 

@@ -833,6 +833,8 @@ def _conv_ref(x, w, b, stride, pads, dilation):
     ((1, 1, 1, 30), (1, 1, 1, 7), (1, 2), (0, 3), (1, 1)),  # 1 channel, one row
     ((5, 4, 9, 9), (9, 4, 3, 3), (3, 3), (0, 0), (1, 1)),  # rows of x never read
     ((7, 2, 12, 13), (32, 2, 3, 3), (1, 1), (1, 1), (1, 1)),  # runs split mid-image
+    ((2, 3, 2, 2), (4, 3, 1, 1), (10, 10), (3, 3), (1, 1)),  # only padding is read
+    ((2, 3, 4, 5), (4, 3, 2, 2), (5, 1), (3, 0), (1, 1)),  # only padding rows are read
 ], ids=lambda c: "x{}-w{}-s{}-p{}-d{}".format(*c))
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_chan_kernel_matches_reference(dtype, case, bias):

@@ -17,6 +17,10 @@ three primitives below are the three bilinear maps of one trilinear form
 - :class:`ConvWeightNd` ``w = conv_weight(x, g)``: dx = conv_transpose(g, G), dg = conv(x, G).
 
 Hence every order of derivative (``create_graph=True``) stays within these three kernels.
+With the compiled kernels, ``ConvNd`` runs some convolutions without columns (``_direct``): few
+input taps per output (``conv2d_direct``, rows of outputs in vector registers) or few output
+channels (``conv2d_chan``, channels in vector registers), where the unfolded GEMM is skinny;
+their input gradient keeps the GEMM + col2im path.
 Padding is given per side (``pads = ((lo, hi), ...)``), which covers PyTorch's asymmetric
 ``padding='same'`` for even kernels. An ordinary backward reuses the columns that the forward
 already unfolded for the weight gradient.

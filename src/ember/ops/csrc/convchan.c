@@ -9,9 +9,9 @@
  * 6 x 2, 4 x 3 or 3 x 4) stays in registers while every tap loads one weight vector per channel
  * vector and broadcasts one input value per pixel. LeNet's second layer (16 channels, 150 taps)
  * makes a 16-row GEMM after a 4 MB unfold at batch 64; here it is the same multiply-adds with no
- * copy, at several times the GEMM's speed per core. The weight gradient is the same product the
- * other way round: a tile of taps x channel vectors summed over the pixels, with the output
- * gradient transposed to pixel-major order a chunk at a time.
+ * copy, at about four times the unfold and GEMM's speed per core. The weight gradient is the
+ * same product the other way round: a tile of taps x channel vectors summed over the pixels,
+ * with the output gradient transposed to pixel-major order a run of pixels at a time.
  *
  * The pixels are split in two halves between the caller and the helper thread (threads.c); the
  * weight gradient sums each half separately and adds the two halves in a fixed order, so the
@@ -23,7 +23,6 @@
 
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
-
 
 #define CHAN_MAXV 4    /* channel vectors in one tile */
 /* pixels (forward) or taps (weight gradient) in a tile of 1, 2, 3 or 4 channel vectors: as
@@ -68,15 +67,10 @@ static inline void cursor_next(Cursor *c, const Geom *g)
     }
 }
 
-/* offset of the pixel's first tap in the padded image, and of its output (channel 0) */
+/* offset of the pixel's first tap in the padded image */
 static inline Py_ssize_t cursor_in(const Cursor *c, const Geom *g)
 {
     return (c->n * g->C * g->Hp + c->oy * g->sh) * g->Wp + c->ox * g->sw;
-}
-
-static inline Py_ssize_t cursor_out(const Cursor *c, const Geom *g)
-{
-    return (c->n * g->O * g->Ho + c->oy) * g->Wo + c->ox;
 }
 
 /* The run of pixels from p on that lie in p's image, before p1, and fit a chunk: its length,
@@ -101,6 +95,8 @@ static inline Py_ssize_t run_corners(const Geom *g, Py_ssize_t p, Py_ssize_t p1,
         memset(xp, 0, sizeof(T) * g->N * g->C * g->Hp * g->Wp);                              \
         Py_ssize_t rows = g->H < g->Hp - g->ph ? g->H : g->Hp - g->ph;                       \
         Py_ssize_t cols = g->W < g->Wp - g->pw ? g->W : g->Wp - g->pw;                       \
+        if (rows <= 0 || cols <= 0) /* (only padding is read: a large pad and stride) */     \
+            return;                                                                          \
         for (Py_ssize_t i = 0; i < g->N * g->C; i++)                                         \
             for (Py_ssize_t r = 0; r < rows; r++)                                            \
                 memcpy(xp + (i * g->Hp + r + g->ph) * g->Wp + g->pw,                         \
