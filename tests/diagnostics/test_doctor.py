@@ -272,3 +272,31 @@ def test_bad_arguments():
         Doctor(object())
     with pytest.raises(ValueError, match="every"):
         Doctor(_mlp(), every=0)
+
+
+@pytest.mark.parametrize("crash_step", [4, 10, 16])  # (checkpoints every 3 steps, 8 an epoch)
+def test_resumed_run_keeps_the_doctors_record(tmp_path, crash_step):
+    # the trainer's checkpoints keep the doctor's record: crash, resume, and the record (loss of
+    # every step, sampled statistics, epoch logs) equals an uninterrupted run's
+    from tests.train.helpers import Crash, build
+
+    def fit(folder, callbacks=(), resume=False, seed=0):
+        trainer, loader, val = build(seed=seed)
+        cb = DoctorCallback(every=2, verbose=0, warn=False)
+        trainer.fit(loader, epochs=3, val_data=val, callbacks=[cb, *callbacks], verbose=0,
+                    checkpoint_dir=folder, checkpoint_every=3, resume=resume)
+        return cb
+
+    reference = fit(tmp_path / "ref").doctor.stats.to_dict()
+    with pytest.raises(RuntimeError, match="injected"):
+        fit(tmp_path / "run", callbacks=[Crash(crash_step)])
+    resumed = fit(tmp_path / "run", resume=True, seed=99)
+    assert resumed.doctor.stats.to_dict() == reference
+    assert resumed.doctor.stats.steps == 24 and len(resumed.doctor.stats.loss) == 24
+
+
+def test_doctor_state_needs_the_same_sampling_period():
+    model = _mlp()
+    state = Doctor(model, every=2).state_dict()
+    with pytest.raises(ValueError, match="every 2 steps, this doctor every 3"):
+        Doctor(model, every=3).load_state_dict(state)

@@ -23,8 +23,10 @@ class DoctorCallback(Callback):
         plots: draw the PNG plots in ``report_dir`` (needs matplotlib).
 
     After training, ``callback.doctor`` holds the :class:`Doctor` and ``callback.findings``
-    the findings. The doctor reads the gradients in ``on_before_optimizer_step``, before
-    gradient clipping (which runs after every user callback), so it sees the raw gradients.
+    the findings. The trainer's checkpoints keep the doctor's record: a run resumed with
+    ``resume=True`` is diagnosed as one run. The doctor reads the gradients in
+    ``on_before_optimizer_step``, before gradient clipping (which runs after every user
+    callback), so it sees the raw gradients.
 
     Example:
         >>> import ember
@@ -52,7 +54,8 @@ class DoctorCallback(Callback):
         self._epoch_sum, self._epoch_count = 0.0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_sum, self._epoch_count = 0.0, 0
+        if self.trainer.batches_done == 0:  # (resumed mid-epoch: the loaded sums go on)
+            self._epoch_sum, self._epoch_count = 0.0, 0
 
     def on_batch_begin(self, batch, logs=None):
         self.doctor.begin_step(self.trainer.global_step)
@@ -76,6 +79,19 @@ class DoctorCallback(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.doctor.record_epoch(epoch, logs or {})
+
+    def state_dict(self) -> dict:
+        """The doctor's record so far (saved in the trainer's checkpoints, so that a resumed
+        run is diagnosed as the whole run)."""
+        if self.doctor is None:
+            return {}
+        return {"doctor": self.doctor.state_dict(), "epoch_sum": self._epoch_sum,
+                "epoch_count": self._epoch_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:  # (on_train_begin has made the doctor)
+            self.doctor.load_state_dict(state["doctor"])
+            self._epoch_sum, self._epoch_count = state["epoch_sum"], state["epoch_count"]
 
     def on_train_end(self, logs=None):
         self.doctor.close()

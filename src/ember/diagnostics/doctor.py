@@ -40,6 +40,7 @@ bit, as training without it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -264,6 +265,29 @@ class Doctor:
             if isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.numel() == 1):
                 entry[k] = float(v.item() if isinstance(v, Tensor) else v)
         self.stats.epochs.append(entry)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The record so far, for a checkpoint (``ember.save``-able): the statistics as one
+        JSON string, the problems already warned about and the early values the acute rules
+        compare against. A run resumed from it is diagnosed as one run."""
+        return {"stats": json.dumps(self.stats.to_dict(), allow_nan=False,
+                                    separators=(",", ":")),
+                "warned": [list(key) for key in self._warned],
+                "early_losses": list(self._early_losses),
+                "early_grad_norms": list(self._early_grad_norms), "step": self._step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the record of :meth:`state_dict` (same sampling period)."""
+        stats = RunStats.from_dict(json.loads(state["stats"]))
+        if stats.every != self.every:
+            raise ValueError(f"Doctor: the saved record samples every {stats.every} steps, "
+                             f"this doctor every {self.every}; resume with the same `every`")
+        self.stats = stats
+        self._warned = {tuple(key) for key in state["warned"]}
+        self._early_losses = [float(v) for v in state["early_losses"]]
+        self._early_grad_norms = [float(v) for v in state["early_grad_norms"]]
+        self._step = int(state["step"])
 
     def close(self) -> None:
         """Remove every hook (a step left unfinished is discarded)."""

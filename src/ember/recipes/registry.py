@@ -193,8 +193,9 @@ class Recipe:
 
         With ``doctor`` the training doctor (:class:`ember.diagnostics.DoctorCallback`)
         watches the training and writes its report to ``out_dir/doctor/``; the summary's
-        ``doctor`` entry counts its findings. On a resumed run the doctor sees only the
-        steps trained after resuming.
+        ``doctor`` entry counts its findings. A resumed run's doctor continues the record
+        kept in the checkpoint (if the interrupted run had the doctor too; else it sees the
+        steps trained after resuming).
         """
         cfg = dict(cfg if cfg is not None else self.config())
         doctor = bool(doctor) or self.always_doctor
