@@ -1,6 +1,6 @@
 """Recipes: named, documented model + data + hyperparameter configurations, and the run
 directories they write. See :mod:`ember.recipes.registry` (the run directory layout) and
-:mod:`ember.recipes.tasks` (the recipes).
+:mod:`ember.recipes.tasks` and :mod:`ember.recipes.text_tasks` (the recipes).
 
     >>> from ember import recipes
     >>> recipes.list_recipes()[:2]

@@ -66,8 +66,18 @@ def register(recipe: Recipe) -> Recipe:
     return recipe
 
 
+# the built-in recipes' modules, in the order of the course (importing one registers its
+# recipes; whichever is imported first, the list keeps this order)
+_COURSE = ("ember.recipes.tasks", "ember.recipes.text_tasks", "ember.recipes.vanishing")
+
+
 def _ensure_loaded() -> None:
-    from . import tasks, vanishing  # noqa: F401  (importing them registers the recipes)
+    from . import tasks, text_tasks, vanishing  # noqa: F401
+
+
+def _course_rank(name: str) -> int:
+    module = type(_RECIPES[name]).__module__
+    return _COURSE.index(module) if module in _COURSE else len(_COURSE)
 
 
 #: the training doctor's report folder inside a run directory (``ember train --doctor``)
@@ -87,7 +97,7 @@ def run_callbacks() -> list:
 def list_recipes() -> list[str]:
     """The names of the recipes, in the order of the course (perceptron first)."""
     _ensure_loaded()
-    return list(_RECIPES)
+    return sorted(_RECIPES, key=_course_rank)  # (stable: registration order within a module)
 
 
 def get_recipe(name: str) -> Recipe:
