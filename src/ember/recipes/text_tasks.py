@@ -31,6 +31,15 @@ from .registry import (
 )
 from .tasks import _ClassifierMixin, _fit, _history_summary, _predictions, _subset
 
+
+def _run_tokenizer(run_dir) -> Tokenizer:
+    """The tokenizer a text recipe saved in its run directory."""
+    path = os.path.join(run_dir, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise RecipeError(f"run directory {run_dir!r} has no tokenizer.json")
+    return Tokenizer.load(path)
+
+
 # ============================================================================ text classifiers
 
 
@@ -138,10 +147,7 @@ class _TweetsBase(_ClassifierMixin, Recipe):
                 "steps_done": trainer.global_step, **_history_summary(history)}
 
     def load_model(self, run_dir, cfg, which="auto"):
-        path = os.path.join(run_dir, "tokenizer.json")
-        if not os.path.isfile(path):
-            raise RecipeError(f"run directory {run_dir!r} has no tokenizer.json")
-        tok = Tokenizer.load(path)
+        tok = _run_tokenizer(run_dir)
         model = self.build(cfg, len(tok.vocab))
         # a one-cycle run ends annealed to a near-zero learning rate: its last weights are the
         # result (its label-smoothed validation loss bottoms out epochs earlier than accuracy)
@@ -390,10 +396,7 @@ class _CharLM(Recipe):
                 "steps_done": trainer.global_step, **_history_summary(history)}
 
     def load_model(self, run_dir, cfg, which="auto"):
-        path = os.path.join(run_dir, "tokenizer.json")
-        if not os.path.isfile(path):
-            raise RecipeError(f"run directory {run_dir!r} has no tokenizer.json")
-        tok = Tokenizer.load(path)
+        tok = _run_tokenizer(run_dir)
         model = self.build(cfg, len(tok.vocab))
         return load_weights(model, checkpoint_path(run_dir, which)), {"tok": tok}
 
