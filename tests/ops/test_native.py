@@ -780,11 +780,11 @@ def test_dense_rows_from_two_python_threads_at_once():
 def test_which_convolutions_take_a_direct_kernel():
     # the oracle tests of these shapes (tests/nn/test_conv.py) pass on both paths; here: which
     # convolutions the direct kernels take, and their sizes
-    from ember.ops import conv
+    from ember.ops import conv_plans
 
     def choose(xs, ws, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
-        d = conv._direct(np.zeros(xs, np.float32), np.zeros(ws, np.float32), None, stride,
-                         pads, dilation, groups, None)
+        d = conv_plans._direct(np.zeros(xs, np.float32), np.zeros(ws, np.float32), None,
+                               stride, pads, dilation, groups, None)
         return None if d is None else (d.forward, d.dims, d.out_shape)
 
     lenet1 = ((4, 1, 28, 28), (6, 1, 5, 5))

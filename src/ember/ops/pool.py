@@ -31,7 +31,8 @@ import numpy as np
 from . import native
 from .arrays import BLAS_FLOATS
 from .base import NULL_CTX, Primitive, call, shape_of
-from .conv import _new, _offset_slices, _pad_array
+from .conv import _offset_slices, _pad_array
+from .conv_plans import _new
 
 __all__ = ["gather_plane", "scatter_plane", "max_pool_nd", "adaptive_max_pool_nd",
            "pool_out_size", "avg_pool_nd", "adaptive_avg_pool_nd", "interpolate_linear_nd",
