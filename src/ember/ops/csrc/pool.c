@@ -53,9 +53,11 @@ POOL2_ROW(double, d, pvd, pvl, 4, ((pvl){0, 2, 4, 6}), ((pvl){1, 3, 5, 7}))
  * greater or NaN (so the first maximum, or the last NaN). Backward puts g at the argmax and
  * zeros everywhere else. */
 #define POOL_KERNELS(T, SUF)                                                                 \
-    /* one row of windows; returns whether a NaN was seen (then the row is redone exactly) */ \
-    static int pool_row_fast_##SUF(const T *row, T *o, uint8_t *at, Py_ssize_t W,           \
-                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Wo)             \
+    /* one row of windows. Fast (exact = 0): a NaN is not taken, only reported (then the   \
+     * row is redone exactly), so the compares vectorize; exact: a NaN wins as well */      \
+    static inline __attribute__((always_inline)) int pool_row_##SUF(                         \
+        const T *row, T *o, uint8_t *at, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,         \
+        Py_ssize_t Wo, const int exact)                                                      \
     {                                                                                        \
         int nan = 0;                                                                         \
         for (Py_ssize_t j = 0; j < Wo; j++) {                                                \
@@ -66,33 +68,14 @@ POOL2_ROW(double, d, pvd, pvl, 4, ((pvl){0, 2, 4, 6}), ((pvl){1, 3, 5, 7}))
                 for (Py_ssize_t v = 0; v < kw; v++) {                                        \
                     T val = win[u * W + v];                                                  \
                     nan |= val != val;                                                       \
-                    int take = val > best; /* branch-free selects */                         \
+                    int take = val > best || (exact && val != val); /* branch-free */        \
                     best = take ? val : best;                                                \
                     a = take ? (int)(u * kw + v) : a;                                        \
                 }                                                                            \
             o[j] = best;                                                                     \
             at[j] = (uint8_t)a;                                                              \
         }                                                                                    \
-        return nan;                                                                          \
-    }                                                                                        \
-    static void pool_row_exact_##SUF(const T *row, T *o, uint8_t *at, Py_ssize_t W,         \
-                                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Wo)           \
-    {                                                                                        \
-        for (Py_ssize_t j = 0; j < Wo; j++) {                                                \
-            const T *win = row + j * kw;                                                     \
-            T best = win[0];                                                                 \
-            int a = 0;                                                                       \
-            for (Py_ssize_t u = 0; u < kh; u++)                                              \
-                for (Py_ssize_t v = 0; v < kw; v++) {                                        \
-                    T val = win[u * W + v];                                                  \
-                    if (val > best || val != val) {                                          \
-                        best = val;                                                          \
-                        a = (int)(u * kw + v);                                               \
-                    }                                                                        \
-                }                                                                            \
-            o[j] = best;                                                                     \
-            at[j] = (uint8_t)a;                                                              \
-        }                                                                                    \
+        return nan && !exact;                                                                \
     }                                                                                        \
     static void pool_fwd_##SUF(const T *x, T *out, uint8_t *arg, Py_ssize_t P, Py_ssize_t H,  \
                                Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho,     \
@@ -104,10 +87,10 @@ POOL2_ROW(double, d, pvd, pvl, 4, ((pvl){0, 2, 4, 6}), ((pvl){1, 3, 5, 7}))
                 T *o = out + (p * Ho + i) * Wo;                                              \
                 uint8_t *at = arg + (p * Ho + i) * Wo;                                       \
                 Py_ssize_t done = kh == 2 && kw == 2 ? pool2_row_##SUF(row, o, at, W, Wo) : 0;\
-                if (pool_row_fast_##SUF(row + done * kw, o + done, at + done, W, kh, kw,     \
-                                        Wo - done))                                          \
-                    pool_row_exact_##SUF(row + done * kw, o + done, at + done, W, kh, kw,    \
-                                         Wo - done);                                         \
+                if (pool_row_##SUF(row + done * kw, o + done, at + done, W, kh, kw,          \
+                                   Wo - done, 0))                                            \
+                    pool_row_##SUF(row + done * kw, o + done, at + done, W, kh, kw,          \
+                                   Wo - done, 1);                                            \
             }                                                                                \
     }                                                                                        \
     static void pool_bwd_##SUF(const T *g, const uint8_t *arg, T *gx, Py_ssize_t P,          \

@@ -33,7 +33,7 @@
  * the GEMM that follows (splitting the LSTM cell, 4k units a step, took lstm-text's training
  * step from 9.7 to 13.3 ms; relu, memory-bound, gained nothing on LeNet-5) */
 #define ROWS_SPLIT 262144.0
-#define CLAIMED 1UL     /* low bit of `claim`: part 1 of job (claim & ~1) is taken */
+#define CLAIMED 1UL /* low bit of `claim`: part 1 of job (claim & ~1) is taken */
 
 static pthread_mutex_t use_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,7 +42,7 @@ static atomic_ulong claim;  /* the current job's sequence number (even), | CLAIM
 static atomic_ulong done;   /* sequence number of the last part 1 the helper finished */
 static atomic_int sleeping; /* the helper waits on sleep_cond */
 static int started;         /* a helper thread exists (in this process) */
-static pthread_t helper;     /* it */
+static pthread_t helper;    /* the helper thread */
 static int avoided = -1;    /* the caller's CPU, which the helper's affinity leaves out */
 static int wanted = 2;      /* threads to use: 1 = no helper */
 static unsigned long seq;   /* last job number given out (guarded by use_lock) */
